@@ -1,0 +1,1 @@
+"""batchnb: batch document extraction for Jupyter."""

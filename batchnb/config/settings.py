@@ -1,0 +1,210 @@
+"""The settings table and the one function that resolves it.
+
+Every setting is a row of :data:`SETTINGS_TABLE` (name, type, default, help). Values come from,
+in increasing precedence: the defaults below, the config file (TOML, ``$BATCHNB_HOME/batchnb.toml``
+or the path in ``BATCHNB_CONFIG``), ``BATCHNB_<NAME>`` environment variables, and keyword
+overrides given to :func:`load_settings`. The README's settings table is generated from the same
+rows, and a test proves every setting is documented there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchnb.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return f"BATCHNB_{self.name.upper()}"
+
+
+SETTINGS_TABLE: tuple[Setting, ...] = (
+    Setting("home", str, "~/.batchnb", "Workspace folder: database, queue and stored files live here."),
+    Setting("config", str, "", "Config file (TOML). Default: batchnb.toml in the workspace."),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL. Default: SQLite file batchnb.db in the workspace (WAL, busy timeout).",
+    ),
+    Setting(
+        "queue_url",
+        str,
+        "",
+        "Huey storage. Default: SqliteHuey file queue.db in the workspace; redis://... selects "
+        "a Redis-backed Huey with priorities.",
+    ),
+    Setting(
+        "storage_url",
+        str,
+        "",
+        "Where document bytes are stored, content-addressed. Default: folder files/ in the "
+        "workspace; any fsspec URL.",
+    ),
+    Setting("plan", str, "local", "Intake limits preset: starter, plus, growth or local."),
+    Setting("lease_seconds", float, 60.0, "How long a worker's lease on an item lasts unless extended."),
+    Setting("worker_threads", int, 2, "Threads per worker process (one document each at a time)."),
+    Setting(
+        "heartbeat_seconds",
+        float,
+        5.0,
+        "How often a worker records that it is alive; a worker silent for 3 heartbeats is gone.",
+    ),
+    Setting("sqlite_busy_timeout_ms", int, 30000, "How long SQLite waits for a lock before failing."),
+    Setting("temp_max_age_hours", float, 24.0, "Temporary files older than this are removed by cleanup."),
+    Setting("user", str, "", "Acting user. Default: JUPYTERHUB_USER when set, else the OS user."),
+    Setting(
+        "health_max_failure_rate",
+        float,
+        0.5,
+        "batchnb health fails when the share of failed items in the last hour is above this.",
+    ),
+    Setting(
+        "health_max_pending_age_seconds",
+        float,
+        3600.0,
+        "batchnb health fails when the oldest ready item has waited longer than this.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS_TABLE}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`load_settings`, never by hand."""
+
+    home: Path
+    config: str
+    database_url: str
+    queue_url: str
+    storage_url: str
+    plan: str
+    lease_seconds: float
+    worker_threads: int
+    heartbeat_seconds: float
+    sqlite_busy_timeout_ms: int
+    temp_max_age_hours: float
+    user: str
+    health_max_failure_rate: float
+    health_max_pending_age_seconds: float
+
+    @property
+    def temp_dir(self) -> Path:
+        """Workspace folder for temporary files; cleaned by the periodic cleanup task."""
+        return self.home / "tmp"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some settings replaced (derived defaults are not recomputed)."""
+        return dataclasses.replace(self, **overrides)
+
+
+def _convert(setting: Setting, value: Any, source: str) -> Any:
+    if setting.type is str:
+        return str(value)
+    try:
+        return setting.type(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{setting.env_var} from {source} must be {setting.type.__name__}, got {value!r}"
+        ) from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("batchnb", data)
+    unknown = sorted(set(section) - set(_BY_NAME))
+    if unknown:
+        raise ConfigurationError(
+            f"config file {path} has unknown settings {unknown}; known: {sorted(_BY_NAME)}"
+        )
+    return dict(section)
+
+
+def _default_user() -> str:
+    hub_user = os.environ.get("JUPYTERHUB_USER")
+    if hub_user:
+        return hub_user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Resolve every setting from defaults, config file, environment and ``overrides``.
+
+    Parameters
+    ----------
+    environ:
+        The environment to read ``BATCHNB_*`` variables from; ``os.environ`` by default.
+    overrides:
+        Setting names mapped to values that win over everything else.
+    """
+    env = os.environ if environ is None else environ
+    unknown = sorted(set(overrides) - set(_BY_NAME))
+    if unknown:
+        raise ConfigurationError(f"unknown settings {unknown}; known: {sorted(_BY_NAME)}")
+
+    def from_env(name: str) -> str | None:
+        value = env.get(_BY_NAME[name].env_var)
+        return value if value not in (None, "") else None
+
+    home_raw = overrides.get("home") or from_env("home") or _BY_NAME["home"].default
+    home = Path(str(home_raw)).expanduser().resolve()
+    config_raw = overrides.get("config") or from_env("config")
+    config_path = Path(config_raw).expanduser() if config_raw else home / "batchnb.toml"
+    if config_raw and not config_path.is_file():
+        raise ConfigurationError(f"BATCHNB_CONFIG names {config_path}, which does not exist")
+    file_values = _read_config_file(config_path) if config_path.is_file() else {}
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS_TABLE:
+        if setting.name in overrides:
+            raw, source = overrides[setting.name], "arguments"
+        elif from_env(setting.name) is not None:
+            raw, source = from_env(setting.name), setting.env_var
+        elif setting.name in file_values:
+            raw, source = file_values[setting.name], str(config_path)
+        else:
+            raw, source = setting.default, "defaults"
+        values[setting.name] = _convert(setting, raw, source)
+
+    values["home"] = home
+    values["config"] = str(config_path)
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{home / 'batchnb.db'}"
+    if not values["queue_url"]:
+        values["queue_url"] = f"sqlite:///{home / 'queue.db'}"
+    if not values["storage_url"]:
+        values["storage_url"] = str(home / "files")
+    if not values["user"]:
+        values["user"] = _default_user()
+    if values["lease_seconds"] <= 0:
+        raise ConfigurationError("BATCHNB_LEASE_SECONDS must be positive")
+    if values["worker_threads"] < 1:
+        raise ConfigurationError("BATCHNB_WORKER_THREADS must be at least 1")
+    return Settings(**values)

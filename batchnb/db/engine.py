@@ -1,0 +1,109 @@
+"""Engine and sessions for SQLite and PostgreSQL.
+
+SQLite is opened in WAL mode with a busy timeout and foreign keys on. pysqlite's own transaction
+handling is switched off so that batchnb emits ``BEGIN`` itself: write transactions use
+``BEGIN IMMEDIATE``, which takes the write lock up front and waits on the busy timeout instead of
+failing with "database is locked" when two writers meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchnb.errors import ConfigurationError, MissingDependencyError
+
+_WRITE_OPTION = "batchnb_write"
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """One database: an engine, a write-intent engine view, and session helpers.
+
+    Parameters
+    ----------
+    url:
+        SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
+    sqlite_busy_timeout_ms:
+        How long SQLite waits for the write lock.
+    pool_options:
+        Extra ``create_engine`` keyword arguments for server databases (pool size etc.).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_busy_timeout_ms: int = 30000,
+        pool_options: dict[str, Any] | None = None,
+    ) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect_name = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if self.dialect_name == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False}
+        elif self.dialect_name == "postgresql":
+            kwargs.update({"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10})
+            kwargs.update(pool_options or {})
+        try:
+            self.engine = create_engine(url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError(
+                exc.name or "driver", "postgres", f"database URL {parsed.drivername}://"
+            ) from None
+        except Exception as exc:
+            raise ConfigurationError(f"cannot open database {parsed!r}: {exc}") from None
+        if self.dialect_name == "sqlite":
+            _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect_name == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads; rolled back at the end."""
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction, committed on success, rolled back on error."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection (call before forking or at the end of a test)."""
+        self.engine.dispose()

@@ -1,0 +1,412 @@
+"""SQLAlchemy 2.0 models: the schema of batchnb.
+
+Every change here needs a migration under ``batchnb/db/migrations/versions``; a test proves the
+models and the migrations agree. PostgreSQL-only indexes (GIN on JSON, trigram on file names) are
+marked with ``ddl_if(dialect="postgresql")`` so SQLite never sees them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (stored as UTC on every dialect)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use batchnb.db.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ItemStatus(enum.StrEnum):
+    """Status of a queue item. ``retrying`` waits for its scheduled time."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"
+
+
+class DocumentStatus(enum.StrEnum):
+    """Status of a document; mirrors its current queue item."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class BatchStatus(enum.StrEnum):
+    """Status of a batch, derived from its documents when they change."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.PROCESSING, ItemStatus.RETRYING)
+FINAL_ITEM_STATUSES = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+_active_sql = "status IN ('pending', 'processing', 'retrying')"
+_failed_sql = "status = 'failed'"
+
+
+def _status(length: int = 24) -> Mapped[str]:
+    return mapped_column(String(length), nullable=False)
+
+
+class ExtractionBatch(Base):
+    __tablename__ = "extraction_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = _status()
+    strategy: Mapped[str] = mapped_column(String(32), nullable=False, default="global")
+    prompt: Mapped[str | None] = mapped_column(Text)
+    extractor: Mapped[str] = mapped_column(String(64), nullable=False, default="offline")
+    plan: Mapped[str] = mapped_column(String(32), nullable=False, default="local")
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    document_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    documents: Mapped[list[Document]] = relationship(back_populates="batch")
+
+    __table_args__ = (
+        Index("ix_extraction_batches_owner_created_at", "owner", "created_at"),
+        Index("ix_extraction_batches_status_updated_at", "status", "updated_at"),
+    )
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="CASCADE"), nullable=False
+    )
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    source: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    storage_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    file_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    mime_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = _status()
+    error: Mapped[str | None] = mapped_column(Text)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+    batch: Mapped[ExtractionBatch] = relationship(back_populates="documents")
+
+    __table_args__ = (
+        Index("ix_documents_batch_id_status", "batch_id", "status"),
+        Index("ix_documents_content_hash", "content_hash"),
+        Index("ix_documents_owner_created_at", "owner", "created_at"),
+        Index(
+            "ix_documents_failed",
+            "batch_id",
+            sqlite_where=text(_failed_sql),
+            postgresql_where=text(_failed_sql),
+        ),
+        Index(
+            "ix_documents_file_name_trgm",
+            "file_name",
+            postgresql_using="gin",
+            postgresql_ops={"file_name": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+
+class ExtractionJob(Base):
+    """One run of extraction over one document (a retry with a new prompt is a new job)."""
+
+    __tablename__ = "extraction_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="CASCADE"), nullable=False
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    queue_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queue_items.id", ondelete="SET NULL")
+    )
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = _status()
+    prompt: Mapped[str | None] = mapped_column(Text)
+    extractor: Mapped[str] = mapped_column(String(64), nullable=False)
+    parser: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (
+        Index("ix_extraction_jobs_batch_id_status", "batch_id", "status"),
+        Index("ix_extraction_jobs_document_id", "document_id"),
+        Index("ix_extraction_jobs_status_updated_at", "status", "updated_at"),
+    )
+
+
+class ExtractedData(Base):
+    """The result of one job. Unique per job, so a result is written at most once."""
+
+    __tablename__ = "extracted_data"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("extraction_jobs.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="CASCADE"), nullable=False
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    schema: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_extracted_data_batch_id", "batch_id"),
+        Index("ix_extracted_data_document_id", "document_id"),
+        Index("ix_extracted_data_data_gin", "data", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
+
+
+class Export(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="SET NULL")
+    )
+    selection: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    status: Mapped[str] = _status()
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    location: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_exports_owner_created_at", "owner", "created_at"),
+        Index("ix_exports_status_updated_at", "status", "updated_at"),
+        Index("ix_exports_expires_at", "expires_at"),
+    )
+
+
+class ProcessingQueue(Base):
+    __tablename__ = "processing_queues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    concurrency_limit: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    retry_delay_seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    retry_backoff: Mapped[float] = mapped_column(Float, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+
+class QueueItem(Base):
+    """One unit of work. Huey messages carry only this row's id; the row is the truth."""
+
+    __tablename__ = "queue_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_name: Mapped[str] = mapped_column(
+        ForeignKey("processing_queues.name", ondelete="CASCADE"), nullable=False
+    )
+    job_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="CASCADE")
+    )
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = _status()
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(255))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_queue_items_batch_id_status", "batch_id", "status"),
+        Index("ix_queue_items_status_updated_at", "status", "updated_at"),
+        Index(
+            "ix_queue_items_ready",
+            "queue_name",
+            "priority",
+            "scheduled_at",
+            sqlite_where=text(_active_sql),
+            postgresql_where=text(_active_sql),
+        ),
+        Index(
+            "ix_queue_items_failed",
+            "queue_name",
+            "updated_at",
+            sqlite_where=text(_failed_sql),
+            postgresql_where=text(_failed_sql),
+        ),
+    )
+
+
+class QueueStat(Base):
+    """Hourly aggregates per queue, written by the periodic stats task."""
+
+    __tablename__ = "queue_stats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    completed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    retried: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    mean_duration_ms: Mapped[float | None] = mapped_column(Float)
+    max_duration_ms: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (UniqueConstraint("queue_name", "hour"),)
+
+
+class Worker(Base):
+    """A consumer's heartbeat row; a worker silent for three heartbeats is considered gone."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    threads: Mapped[int] = mapped_column(Integer, nullable=False)
+    in_process: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen"),)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(255), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    allowed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_audit_events_actor_created_at", "actor", "created_at"),
+        Index("ix_audit_events_target_type_target_id", "target_type", "target_id"),
+    )
+
+
+DEFAULT_QUEUES: tuple[dict[str, Any], ...] = (
+    {"name": "batch_processing", "concurrency_limit": 8, "max_attempts": 3,
+     "retry_delay_seconds": 5.0, "retry_backoff": 2.0},
+    {"name": "exports", "concurrency_limit": 2, "max_attempts": 3,
+     "retry_delay_seconds": 10.0, "retry_backoff": 2.0},
+    {"name": "cleanup", "concurrency_limit": 1, "max_attempts": 1,
+     "retry_delay_seconds": 60.0, "retry_backoff": 1.0},
+)
