@@ -69,6 +69,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     ),
     Setting("sqlite_busy_timeout_ms", int, 30000, "How long SQLite waits for a lock before failing."),
     Setting("temp_max_age_hours", float, 24.0, "Temporary files older than this are removed by cleanup."),
+    Setting(
+        "plugins",
+        str,
+        "",
+        "Comma-separated Python modules with a register(register_extractor) function, loaded "
+        "besides the batchnb.extractors entry points.",
+    ),
     Setting("user", str, "", "Acting user. Default: JUPYTERHUB_USER when set, else the OS user."),
     Setting(
         "health_max_failure_rate",
@@ -102,6 +109,7 @@ class Settings:
     heartbeat_seconds: float
     sqlite_busy_timeout_ms: int
     temp_max_age_hours: float
+    plugins: str
     user: str
     health_max_failure_rate: float
     health_max_pending_age_seconds: float
@@ -208,3 +216,12 @@ def load_settings(
     if values["worker_threads"] < 1:
         raise ConfigurationError("BATCHNB_WORKER_THREADS must be at least 1")
     return Settings(**values)
+
+
+def render_settings_table() -> str:
+    """The settings table in Markdown, as it appears in the README (a test keeps them equal)."""
+    lines = ["| variable | default | what it does |", "| --- | --- | --- |"]
+    for setting in SETTINGS_TABLE:
+        default = "(see text)" if setting.default == "" else f"`{setting.default}`"
+        lines.append(f"| `{setting.env_var}` | {default} | {setting.help} |")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Extraction: prompts become schemas, extractors fill them with grounded, typed values.
+
+``schema_from_prompt("invoice number, date, total")`` gives a :class:`Schema`;
+``get_extractor("offline").extract(document, schema)`` gives an :class:`ExtractionResult`
+whose values carry their page, character span and confidence. Extractors are registered by
+name, built-ins and plugins alike, through the ``batchnb.extractors`` entry point group.
+"""
+
+from batchnb.extract.base import (
+    ExtractedValue,
+    ExtractionResult,
+    Extractor,
+    FunctionExtractor,
+    JSONValue,
+)
+from batchnb.extract.offline import OfflineExtractor
+from batchnb.extract.registry import (
+    ENTRY_POINT_GROUP,
+    ExtractorRegistry,
+    extractor_names,
+    get_extractor,
+    register_extractor,
+)
+from batchnb.extract.schema import (
+    FIELD_TYPES,
+    MAX_PROMPT_CHARS,
+    Field,
+    FieldType,
+    Schema,
+    schema_from_dict,
+    schema_from_prompt,
+)
+from batchnb.extract.values import parse_date, parse_money, parse_number
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FIELD_TYPES",
+    "MAX_PROMPT_CHARS",
+    "ExtractedValue",
+    "ExtractionResult",
+    "Extractor",
+    "ExtractorRegistry",
+    "Field",
+    "FieldType",
+    "FunctionExtractor",
+    "JSONValue",
+    "OfflineExtractor",
+    "Schema",
+    "extractor_names",
+    "get_extractor",
+    "parse_date",
+    "parse_money",
+    "parse_number",
+    "register_extractor",
+    "schema_from_dict",
+    "schema_from_prompt",
+]

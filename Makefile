@@ -1,0 +1,36 @@
+# Two entry points: `make demo` (set up + the main job on the embedded default) and
+# `make test` (set up + lint, types and the whole test suite). Everything installs from
+# pyproject.toml into .venv; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROMPT ?= invoice number, date, total
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/batchnb run samples/*.pdf samples/*.txt samples/*.md samples/*.html --prompt "$(PROMPT)"
+
+lint: setup
+	$(BIN)/ruff check batchnb tests benchmarks samples
+	$(BIN)/ruff format --check batchnb tests benchmarks samples
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

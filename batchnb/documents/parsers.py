@@ -1,0 +1,257 @@
+"""First parsers: a document's bytes to :class:`~batchnb.documents.parsed.ParsedDocument`.
+
+PDF text layers go through pypdfium2 (the fastest text extraction measured here, see
+BASELINES.md); plain text, CSV, markdown and HTML are decoded in pure Python. Images and Office
+files are accepted at intake but have no parser yet: they fail here with a
+:class:`~batchnb.errors.DocumentError` that says so, and get parsers with the extraction
+engine. Every failure a document can cause is a ``DocumentError`` whose message names the
+problem, because it is shown to the user on the document's row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import threading
+from collections.abc import Callable, Mapping
+from html.parser import HTMLParser
+from types import MappingProxyType
+
+import pypdfium2
+
+from batchnb.documents.parsed import Page, ParsedDocument
+from batchnb.errors import DocumentError
+
+#: Version of the parser used for each kind; part of the result cache key, so bump it when
+#: a parser's output changes.
+PARSER_VERSION: Mapping[str, str] = MappingProxyType(
+    {
+        "pdf": "pypdfium2-1",
+        "text": "text-1",
+        "csv": "text-1",
+        "markdown": "markdown-1",
+        "html": "html-1",
+    }
+)
+
+#: PDFs with more pages are refused, so one document cannot hold a worker for hours.
+MAX_PDF_PAGES = 2000
+#: Text and HTML larger than this are refused (decoded text costs several times its bytes).
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+# Kinds accepted at intake that have no parser yet, named for the message.
+_NOT_YET: Mapping[str, str] = MappingProxyType(
+    {
+        "png": "PNG images",
+        "jpeg": "JPEG images",
+        "tiff": "TIFF images",
+        "docx": "Word documents (.docx)",
+        "xlsx": "Excel workbooks (.xlsx)",
+    }
+)
+
+# PDFium is not thread-safe, not even across different documents: worker threads take turns.
+_PDFIUM_LOCK = threading.Lock()
+# PDFium load error codes (FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY).
+_PDF_PASSWORD_ERRORS = frozenset({4, 5})
+
+
+def parse_document(data: bytes, kind: str) -> ParsedDocument:
+    """Parse ``data`` as a document of ``kind`` (a :class:`FileType` kind, e.g. ``"pdf"``).
+
+    Raises
+    ------
+    DocumentError
+        The document cannot be parsed: corrupt or encrypted PDF, no text layer, empty text,
+        too many pages, or no parser for ``kind`` yet. The message says which.
+    """
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        if kind in _NOT_YET:
+            raise DocumentError(f"no parser for {_NOT_YET[kind]} yet")
+        supported = ", ".join(sorted(_PARSERS))
+        raise DocumentError(f"no parser for {kind!r} documents; parsable kinds: {supported}")
+    return parser(data)
+
+
+def _parse_pdf(data: bytes) -> ParsedDocument:
+    with _PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as exc:
+            if getattr(exc, "err_code", None) in _PDF_PASSWORD_ERRORS:
+                raise DocumentError(
+                    "the PDF is encrypted/password-protected: save an unprotected copy and "
+                    "add that instead"
+                ) from None
+            raise DocumentError(f"not a readable PDF: {exc}") from None
+        try:
+            page_count = len(document)
+            if page_count == 0:
+                raise DocumentError("not a readable PDF: it has no pages")
+            if page_count > MAX_PDF_PAGES:
+                raise DocumentError(
+                    f"too many pages: {page_count:,} (the limit is {MAX_PDF_PAGES:,}); "
+                    "split the PDF into smaller files"
+                )
+            pages = tuple(
+                Page(number, _pdf_page_text(document, number))
+                for number in range(1, page_count + 1)
+            )
+        finally:
+            document.close()
+    empty = sum(1 for page in pages if not page.text.strip())
+    if empty == page_count:
+        raise DocumentError(
+            f"the PDF has no text layer on any of its {page_count} page(s) (a scanned "
+            "document?); reading scans needs OCR, which comes with batchnb[ocr]"
+        )
+    return ParsedDocument(
+        pages=pages,
+        parser=PARSER_VERSION["pdf"],
+        metadata={"pages": str(page_count), "pages_without_text": str(empty)},
+    )
+
+
+def _pdf_page_text(document: pypdfium2.PdfDocument, number: int) -> str:
+    try:
+        page = document[number - 1]
+    except pypdfium2.PdfiumError as exc:
+        raise DocumentError(f"not a readable PDF: page {number} cannot be loaded ({exc})") from None
+    try:
+        textpage = page.get_textpage()
+        try:
+            text: str = textpage.get_text_range()
+        finally:
+            textpage.close()
+    finally:
+        page.close()
+    # A form feed inside a page would read as a page break in ParsedDocument.text.
+    return _normalise_newlines(text).replace("\f", "\n")
+
+
+def _parse_text(data: bytes) -> ParsedDocument:
+    text, encoding = _decode("text file", data)
+    # A form feed is a page break in text files and in ParsedDocument.text alike.
+    pages = tuple(Page(number, page) for number, page in enumerate(text.split("\f"), start=1))
+    return ParsedDocument(
+        pages=pages, parser=PARSER_VERSION["text"], metadata={"encoding": encoding}
+    )
+
+
+def _parse_markdown(data: bytes) -> ParsedDocument:
+    text, encoding = _decode("Markdown file", data)
+    pages = tuple(Page(number, page) for number, page in enumerate(text.split("\f"), start=1))
+    return ParsedDocument(
+        pages=pages, parser=PARSER_VERSION["markdown"], metadata={"encoding": encoding}
+    )
+
+
+def _parse_html(data: bytes) -> ParsedDocument:
+    source, encoding = _decode("HTML page", data)
+    extractor = _HtmlText()
+    extractor.feed(source)
+    extractor.close()
+    text = extractor.text()
+    if not text:
+        raise DocumentError("the HTML page has no visible text")
+    return ParsedDocument(
+        pages=(Page(1, text),), parser=PARSER_VERSION["html"], metadata={"encoding": encoding}
+    )
+
+
+def _decode(what: str, data: bytes) -> tuple[str, str]:
+    """Decode text bytes: BOM first, then UTF-8, then cp1252, then latin-1 (never fails)."""
+    if len(data) > MAX_TEXT_BYTES:
+        raise DocumentError(
+            f"the {what} is too large to parse: {len(data) / 1024 / 1024:.1f} MiB "
+            f"(the limit is {MAX_TEXT_BYTES // 1024 // 1024} MiB)"
+        )
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = ("utf-8-sig", "cp1252", "latin-1")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        break
+    else:
+        raise DocumentError(f"the {what} is not valid UTF-16 despite its byte order mark")
+    text = _normalise_newlines(text)
+    if not text.strip():
+        raise DocumentError(f"the {what} is empty (no text)")
+    return text, "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class _HtmlText(HTMLParser):
+    """Visible text of an HTML page: block elements on their own lines, scripts dropped."""
+
+    _SKIP = frozenset({"script", "style", "template"})
+    _BLOCK = frozenset(
+        {
+            "address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl",
+            "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
+            "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
+            "section", "table", "tbody", "thead", "tfoot", "title", "tr", "ul",
+        }
+    )  # fmt: skip
+    _CELL = frozenset({"td", "th"})
+    _SPACES = re.compile(r"[^\S\n]+")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._parts: list[str] = []
+        self._skipping = 0
+        self._preformatted = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BLOCK:
+            self._parts.append("\n")
+        elif tag in self._CELL:
+            self._parts.append(" ")
+        if tag == "pre":
+            self._preformatted += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK:
+            self._parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in self._BLOCK:
+            self._parts.append("\n")
+        elif tag in self._CELL:
+            self._parts.append(" ")
+        if tag == "pre":
+            self._preformatted = max(0, self._preformatted - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping:
+            return
+        # Outside <pre>, a newline in the source is just a space.
+        self._parts.append(data if self._preformatted else re.sub(r"\s", " ", data))
+
+    def text(self) -> str:
+        """The collected text: one line per block, spaces collapsed, blank lines dropped."""
+        lines = (self._SPACES.sub(" ", line).strip() for line in "".join(self._parts).split("\n"))
+        return "\n".join(line for line in lines if line)
+
+
+_PARSERS: Mapping[str, Callable[[bytes], ParsedDocument]] = MappingProxyType(
+    {
+        "pdf": _parse_pdf,
+        "text": _parse_text,
+        "csv": _parse_text,
+        "markdown": _parse_markdown,
+        "html": _parse_html,
+    }
+)

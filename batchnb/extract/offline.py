@@ -1,0 +1,378 @@
+"""The built-in offline extractor: labelled values found in the text, no network, no model.
+
+For each field it looks for the field's label and its synonyms (see :mod:`batchnb.extract.labels`)
+at line starts or after whitespace, then reads a typed value (see :mod:`batchnb.extract.values`)
+on the same line after the label, or on the next non-empty line when the label ends its line.
+When several labels match, the most specific wins ("grand total" over "total"), then the first
+occurrence, or the last one for totals. A few fields fall back to a layout heuristic when no
+label is printed: the first date, the largest amount with a currency, the company name in the
+first lines and the address below it. Every value points at the exact span it was read from.
+
+It is registered through the ``batchnb.extractors`` entry point like any plugin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from batchnb.documents.parsed import ParsedDocument
+from batchnb.extract.base import ExtractedValue, ExtractionResult, Extractor
+from batchnb.extract.labels import (
+    MONEY_CONCEPTS,
+    Concept,
+    LabelVariant,
+    concept_for,
+    label_variants,
+    neighbour_words,
+    words_of,
+)
+from batchnb.extract.schema import Field, Schema
+from batchnb.extract.values import (
+    DateOrder,
+    ValueMatch,
+    best_money,
+    date_order_hint,
+    find_boolean,
+    find_currencies,
+    find_dates,
+    find_identifier,
+    find_money,
+    find_numbers,
+    find_text,
+)
+
+ValueKind = Literal[
+    "date", "money", "amount", "number", "boolean", "identifier", "text", "currency"
+]
+
+GAP_FACTOR = 0.85
+"""The value is on the label's line but not right after it ("TOTAL DUE ON 3 May $4.11")."""
+NEXT_LINE_FACTOR = 0.8
+"""The value is on the line below the label."""
+FALLBACK_CONFIDENCE = 0.4
+"""No label: a layout heuristic (first date, largest amount, first line) found the value."""
+MAX_BLOCK_LINES = 3
+"""Lines an address may span."""
+
+_SAME_LINE_SEPARATOR = re.compile(r"\**[ \t]*(?:[:=\t|]|-[ \t]| {2,})")
+_NEXT_LABEL = re.compile(r"\s[A-Z][\w.#°/]*(?: [\w.#°/]+){0,2} ?:(?:\s|$)")
+_NOT_A_NAME = frozenset(
+    {"invoice", "receipt", "page", "date", "total", "statement", "order", "quotation", "bill"}
+    | {"copy", "original", "paid", "payment", "tax", "details", "summary", "description"}
+    | {"quantity", "qty", "price", "amount", "item", "items"}
+)
+_SEPARATOR_CHARS = " \t:=-#.|*"
+_IDENTIFIER_TAILS = frozenset({"number", "no", "nr", "#", "id"})
+_NOT_AN_ADDRESS = re.compile(r"@|https?:|www\.|\b(?:tel|phone|fax|invoice|receipt)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A non-blank line of a page: its text and where it starts in the page text."""
+
+    page: int
+    start: int
+    text: str
+    lower: str
+
+
+@dataclass(frozen=True)
+class PageLines:
+    """A page's text and its non-blank lines."""
+
+    number: int
+    text: str
+    lower: str
+    lines: tuple[Line, ...]
+
+    @classmethod
+    def of(cls, number: int, text: str) -> PageLines:
+        lines = tuple(
+            Line(number, match.start(), match.group(), match.group().lower())
+            for match in re.finditer(r"[^\r\n]+", text)
+            if match.group().strip()
+        )
+        return cls(number, text, text.lower(), lines)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    found: ExtractedValue
+    strong: bool
+    specificity: int
+    position: tuple[int, int]
+
+
+class OfflineExtractor:
+    """Finds labelled values in a document's text; needs no network and no API key."""
+
+    name = "offline"
+    version = "1"
+
+    def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
+        """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
+        pages = [PageLines.of(page.number, page.text) for page in document.pages]
+        order = date_order_hint(document.text)
+        values: dict[str, ExtractedValue | None] = {}
+        notes: list[str] = []
+        for field in schema.fields:
+            if field.type == "array":
+                values[field.name] = None
+                notes.append(f"the offline extractor does not read tables yet: {field.name!r}")
+                continue
+            values[field.name] = _find_field(field, pages, order)
+        return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
+
+
+def register(register_extractor: Callable[[str, Callable[[], Extractor]], None]) -> None:
+    """Entry point of the ``batchnb.extractors`` group: registers ``offline``."""
+    register_extractor(OfflineExtractor.name, OfflineExtractor)
+
+
+def value_kind(field: Field, concept: Concept | None) -> ValueKind:
+    """How a field's value is read: its type, refined by what the field stands for."""
+    if field.type == "date":
+        return "date"
+    if field.type == "money":
+        return "money"
+    if field.type == "boolean":
+        return "boolean"
+    if field.type == "number":
+        return "amount" if concept is not None and concept.name in MONEY_CONCEPTS else "number"
+    if concept is not None and concept.name == "currency":
+        return "currency"
+    tail = (words_of(field.label) or [field.name])[-1]
+    if (concept is not None and concept.identifier) or tail in _IDENTIFIER_TAILS:
+        return "identifier"
+    return "text"
+
+
+def _find_field(
+    field: Field, pages: list[PageLines], order: DateOrder | None
+) -> ExtractedValue | None:
+    concept = concept_for(field)
+    kind = value_kind(field, concept)
+    candidates = [
+        candidate
+        for variant in label_variants(field)
+        for candidate in _labelled(variant, concept, kind, pages, order)
+    ]
+    if candidates:
+        best_key = max((c.strong, c.specificity) for c in candidates)
+        best = sorted(
+            (c for c in candidates if (c.strong, c.specificity) == best_key),
+            key=lambda c: c.position,
+        )
+        return best[-1 if concept is not None and concept.pick == "last" else 0].found
+    return _fallback(concept, kind, pages, order)
+
+
+def _labelled(
+    variant: LabelVariant,
+    concept: Concept | None,
+    kind: ValueKind,
+    pages: list[PageLines],
+    order: DateOrder | None,
+) -> Iterator[_Candidate]:
+    """Values introduced by one label variant, wherever the label occurs."""
+    for page in pages:
+        if variant.keyword not in page.lower:
+            continue
+        for index, line in enumerate(page.lines):
+            if variant.keyword not in line.lower:
+                continue
+            for match in variant.pattern.finditer(line.text):
+                if concept is not None and _disqualified(concept, line.text, match):
+                    continue
+                found = _value_after(page, index, match.end(), kind, order)
+                if found is None:
+                    continue
+                value, factor = found
+                if concept is not None and concept.name == "address":
+                    value = _extend_block(page, value)
+                yield _Candidate(
+                    found=_grounded(page, value, variant.confidence * factor),
+                    strong=value.quality >= 0.8,
+                    specificity=variant.specificity,
+                    position=(line.page, line.start + match.start()),
+                )
+
+
+def _disqualified(concept: Concept, line: str, match: re.Match[str]) -> bool:
+    before, after = neighbour_words(line, match.start(), match.end())
+    return before in concept.not_after or after in concept.not_before
+
+
+def _value_after(
+    page: PageLines, index: int, label_end: int, kind: ValueKind, order: DateOrder | None
+) -> tuple[ValueMatch, float] | None:
+    """The value after a label, in page offsets: on the rest of its line, else on the next
+    non-blank line. The float is the position factor of the confidence."""
+    line = page.lines[index]
+    region = line.text[label_end:]
+    cut = _NEXT_LABEL.search(region, _first_word_end(region))
+    if cut is not None:
+        region = region[: cut.start()]
+    if any(char.isalnum() for char in region):
+        if kind == "text" and not _SAME_LINE_SEPARATOR.match(region):
+            return None  # "from" or "company" inside a sentence is not a label
+        value = _read(kind, region, order, anchored=False)
+        if value is None:
+            return None
+        gap = region[: value.start].strip(_SEPARATOR_CHARS)
+        return _shifted(value, line.start + label_end), GAP_FACTOR if gap else 1.0
+    if index + 1 >= len(page.lines):
+        return None
+    below = page.lines[index + 1]
+    value = _read(kind, below.text, order, anchored=True)
+    return (_shifted(value, below.start), NEXT_LINE_FACTOR) if value is not None else None
+
+
+def _first_word_end(region: str) -> int:
+    match = re.search(r"\S+", region)
+    return match.end() if match else 0
+
+
+def _read(kind: ValueKind, text: str, order: DateOrder | None, anchored: bool) -> ValueMatch | None:
+    """Read a value of ``kind`` from ``text``; ``anchored``: it must open the text."""
+    matches: list[ValueMatch]
+    if kind == "date":
+        matches = find_dates(text, order)
+    elif kind in ("money", "amount"):
+        matches = find_money(text)
+        best = best_money(matches)
+        if best is not None and not anchored:
+            matches = [best]
+    elif kind == "number":
+        matches = find_numbers(text)
+    elif kind == "currency":
+        matches = find_currencies(text)
+    else:
+        readers = {"boolean": find_boolean, "identifier": find_identifier, "text": find_text}
+        single = readers[kind](text)
+        matches = [single] if single is not None else []
+    if not matches:
+        return None
+    value = matches[0]
+    if anchored and text[: value.start].strip(_SEPARATOR_CHARS):
+        return None
+    if kind == "amount" and isinstance(value.value, dict):
+        return ValueMatch(value.value["amount"], value.start, value.end, value.quality)
+    return value
+
+
+def _shifted(value: ValueMatch, offset: int) -> ValueMatch:
+    return ValueMatch(value.value, value.start + offset, value.end + offset, value.quality)
+
+
+def _grounded(page: PageLines, value: ValueMatch, confidence: float) -> ExtractedValue:
+    """An extracted value pointing at ``page.text[value.start:value.end]``."""
+    return ExtractedValue(
+        value=value.value,
+        raw=page.text[value.start : value.end],
+        page=page.number,
+        start=value.start,
+        end=value.end,
+        confidence=round(confidence * value.quality, 2),
+    )
+
+
+def _fallback(
+    concept: Concept | None, kind: ValueKind, pages: list[PageLines], order: DateOrder | None
+) -> ExtractedValue | None:
+    """A layout heuristic, for the few fields where one is reliable enough to be worth showing."""
+    if concept is None or not pages:
+        return None
+    found: ValueMatch | None = None
+    page = pages[0]
+    if concept.name == "date" and kind == "date":
+        page, found = _first_match(pages, lambda text: find_dates(text, order))
+    elif concept.name == "currency" and kind == "currency":
+        page, found = _first_match(pages, find_currencies)
+    elif concept.name == "total" and kind in ("money", "amount"):
+        page, found = _largest_amount(pages, as_float=kind == "amount")
+    elif concept.name in ("company", "address") and kind == "text":
+        name = _name_line(page)
+        if name is not None and concept.name == "company":
+            found = _line_value(name)
+        elif name is not None:
+            below = page.lines.index(name) + 1
+            if below < len(page.lines) and _address_like(page.lines[below].text):
+                found = _extend_block(page, _line_value(page.lines[below]))
+    return None if found is None else _grounded(page, found, FALLBACK_CONFIDENCE)
+
+
+def _first_match(
+    pages: list[PageLines], finder: Callable[[str], list[ValueMatch]]
+) -> tuple[PageLines, ValueMatch | None]:
+    for page in pages:
+        matches = finder(page.text)
+        if matches:
+            return page, matches[0]
+    return pages[0], None
+
+
+def _largest_amount(pages: list[PageLines], as_float: bool) -> tuple[PageLines, ValueMatch | None]:
+    """The largest amount with a currency or decimals: on a receipt, almost always the total."""
+    best: tuple[float, PageLines, ValueMatch] | None = None
+    for page in pages:
+        for money in find_money(page.text):
+            if not isinstance(money.value, dict) or money.quality < 0.8:
+                continue
+            amount = float(money.value["amount"])
+            if best is None or amount > best[0]:
+                best = (amount, page, money)
+    if best is None:
+        return pages[0], None
+    amount, page, money = best
+    return page, ValueMatch(amount, money.start, money.end) if as_float else money
+
+
+def _name_line(page: PageLines) -> Line | None:
+    """The first of the opening lines that reads like a name: short, letters, no label."""
+    for line in page.lines[:5]:
+        text = line.text.strip()
+        words = words_of(text)
+        if (
+            text[:1].isalpha()
+            and 1 <= len(words) <= 8
+            and len(text) <= 60
+            and ":" not in text
+            and sum(char.isdigit() for char in text) <= len(text) // 5
+            and not _NOT_A_NAME.intersection(words)
+        ):
+            return line
+    return None
+
+
+def _line_value(line: Line) -> ValueMatch:
+    """A whole line as a text value, without its surrounding whitespace (page offsets)."""
+    stripped = line.text.strip()
+    start = line.start + line.text.index(stripped)
+    return ValueMatch(stripped, start, start + len(stripped))
+
+
+def _extend_block(page: PageLines, first: ValueMatch) -> ValueMatch:
+    """An address: the value's line and up to two lines below it that read like address lines.
+
+    Only a value that runs to the end of its line continues below. The value joins the lines
+    with ", "; the span covers them all, line breaks included.
+    """
+    index = max(i for i, line in enumerate(page.lines) if line.start <= first.start)
+    if page.text[first.end : page.lines[index].start + len(page.lines[index].text)].strip():
+        return first
+    parts, end = [str(first.value)], first.end
+    for line in page.lines[index + 1 : index + MAX_BLOCK_LINES]:
+        if not _address_like(line.text):
+            break
+        value = _line_value(line)
+        parts.append(str(value.value))
+        end = value.end
+    return ValueMatch(", ".join(parts), first.start, end, first.quality)
+
+
+def _address_like(text: str) -> bool:
+    return ":" not in text and _NOT_AN_ADDRESS.search(text) is None

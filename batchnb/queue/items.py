@@ -1,0 +1,334 @@
+"""Database operations on ``queue_items``: the truth about every unit of work.
+
+Every state change is a conditional UPDATE, so two workers can never both own an item and a
+worker that lost its lease can never overwrite what another wrote. Callers pass the session;
+each function is one step of a transaction the caller commits.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem
+from batchnb.errors import CancelledError, LeaseLostError, QueueError
+
+READY_STATUSES = (ItemStatus.PENDING.value, ItemStatus.RETRYING.value)
+
+
+class LeaseRefusal(enum.Enum):
+    """Why :func:`lease_next` leased nothing although work may exist."""
+
+    AT_CONCURRENCY_LIMIT = "at_concurrency_limit"
+    QUEUE_INACTIVE = "queue_inactive"
+
+
+@dataclass(frozen=True)
+class LeasedItem:
+    """An item a worker holds, with what it needs to run and to retry it."""
+
+    id: int
+    queue_name: str
+    job_type: str
+    payload: dict[str, Any]
+    batch_id: int | None
+    owner: str
+    attempts: int
+    max_attempts: int
+    retry_delay_seconds: float
+    retry_backoff: float
+    token: str
+
+    def retry_delay(self) -> float:
+        """Seconds before the next attempt: exponential backoff on the attempts so far."""
+        return self.retry_delay_seconds * self.retry_backoff ** max(self.attempts - 1, 0)
+
+
+def new_item(
+    queue_name: str,
+    job_type: str,
+    payload: dict[str, Any],
+    *,
+    owner: str,
+    now: datetime,
+    batch_id: int | None = None,
+    priority: int = 0,
+) -> QueueItem:
+    """A pending item, to be added to the caller's session (messages are sent after commit)."""
+    return QueueItem(
+        queue_name=queue_name,
+        job_type=job_type,
+        payload=payload,
+        batch_id=batch_id,
+        owner=owner,
+        status=ItemStatus.PENDING.value,
+        priority=priority,
+        attempts=0,
+        scheduled_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def get_queue(session: Session, name: str, *, lock: bool = False) -> ProcessingQueue:
+    """The queue's settings row; ``lock`` takes a row lock (PostgreSQL) to serialise leasing."""
+    query = select(ProcessingQueue).where(ProcessingQueue.name == name)
+    if lock:
+        query = query.with_for_update()
+    queue = session.execute(query).scalar_one_or_none()
+    if queue is None:
+        raise QueueError(f"unknown queue {name!r}; run `batchnb db upgrade` to create the defaults")
+    return queue
+
+
+def lease_next(
+    session: Session, queue_name: str, token: str, lease_seconds: float, now: datetime
+) -> LeasedItem | LeaseRefusal | None:
+    """Lease the best ready item of a queue: highest priority, then oldest scheduled.
+
+    Returns the leased item, a :class:`LeaseRefusal` when the queue is inactive or at its
+    concurrency limit, or ``None`` when nothing is ready. The queue row is locked first, so
+    on PostgreSQL concurrent leasers of one queue take turns (SQLite's write lock does the
+    same), which keeps the concurrency limit exact.
+    """
+    queue = get_queue(session, queue_name, lock=True)
+    if not queue.active:
+        return LeaseRefusal.QUEUE_INACTIVE
+    running = session.scalar(
+        select(func.count())
+        .select_from(QueueItem)
+        .where(
+            QueueItem.queue_name == queue_name,
+            QueueItem.status == ItemStatus.PROCESSING.value,
+            QueueItem.locked_until > now,
+        )
+    )
+    if (running or 0) >= queue.concurrency_limit:
+        return LeaseRefusal.AT_CONCURRENCY_LIMIT
+    candidate = session.execute(
+        select(QueueItem)
+        .where(
+            QueueItem.queue_name == queue_name,
+            QueueItem.status.in_(READY_STATUSES),
+            QueueItem.scheduled_at <= now,
+        )
+        .order_by(QueueItem.priority.desc(), QueueItem.scheduled_at, QueueItem.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if candidate is None:
+        return None
+    leased = session.execute(
+        update(QueueItem)
+        .where(QueueItem.id == candidate.id, QueueItem.status.in_(READY_STATUSES))
+        .values(
+            status=ItemStatus.PROCESSING.value,
+            locked_by=token,
+            locked_until=now + timedelta(seconds=lease_seconds),
+            attempts=QueueItem.attempts + 1,
+            started_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if leased.rowcount != 1:
+        return None
+    return LeasedItem(
+        id=candidate.id,
+        queue_name=queue_name,
+        job_type=candidate.job_type,
+        payload=dict(candidate.payload),
+        batch_id=candidate.batch_id,
+        owner=candidate.owner,
+        attempts=candidate.attempts + 1,
+        max_attempts=queue.max_attempts,
+        retry_delay_seconds=queue.retry_delay_seconds,
+        retry_backoff=queue.retry_backoff,
+        token=token,
+    )
+
+
+def _held(item: LeasedItem) -> Any:
+    return (
+        (QueueItem.id == item.id)
+        & (QueueItem.locked_by == item.token)
+        & (QueueItem.status == ItemStatus.PROCESSING.value)
+    )
+
+
+def check_lease(session: Session, item: LeasedItem) -> None:
+    """Raise if the item was cancelled or this worker no longer holds it (a checkpoint)."""
+    row = session.execute(
+        select(QueueItem.status, QueueItem.locked_by).where(QueueItem.id == item.id)
+    ).one_or_none()
+    if row is None:
+        raise CancelledError(f"queue item {item.id} was deleted")
+    if row.status == ItemStatus.CANCELLED.value:
+        raise CancelledError(f"queue item {item.id} was cancelled")
+    if row.locked_by != item.token or row.status != ItemStatus.PROCESSING.value:
+        raise LeaseLostError(f"queue item {item.id} is no longer leased by {item.token}")
+
+
+def finish(
+    session: Session, item: LeasedItem, status: ItemStatus, now: datetime, error: str | None = None
+) -> bool:
+    """Move a held item to a final status; False when the lease was lost (nothing changed)."""
+    result = session.execute(
+        update(QueueItem)
+        .where(_held(item))
+        .values(
+            status=status.value,
+            locked_by=None,
+            locked_until=None,
+            finished_at=now,
+            updated_at=now,
+            last_error=error,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:
+    """Clear the lease of an item that was cancelled while it ran."""
+    result = session.execute(
+        update(QueueItem)
+        .where(
+            QueueItem.id == item.id,
+            QueueItem.locked_by == item.token,
+            QueueItem.status == ItemStatus.CANCELLED.value,
+        )
+        .values(locked_by=None, locked_until=None, finished_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def schedule_retry(
+    session: Session, item: LeasedItem, error: str, now: datetime
+) -> datetime | None:
+    """Put a held item back as ``retrying`` after its backoff; None when the lease was lost."""
+    when = now + timedelta(seconds=item.retry_delay())
+    result = session.execute(
+        update(QueueItem)
+        .where(_held(item))
+        .values(
+            status=ItemStatus.RETRYING.value,
+            locked_by=None,
+            locked_until=None,
+            scheduled_at=when,
+            last_error=error,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return when if result.rowcount == 1 else None
+
+
+def release(
+    session: Session, item: LeasedItem, now: datetime, *, count_attempt: bool = False
+) -> bool:
+    """Give a held item back as pending; a graceful stop does not count the attempt."""
+    result = session.execute(
+        update(QueueItem)
+        .where(_held(item))
+        .values(
+            status=ItemStatus.PENDING.value,
+            locked_by=None,
+            locked_until=None,
+            attempts=QueueItem.attempts if count_attempt else QueueItem.attempts - 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def extend_leases(session: Session, worker_id: str, lease_seconds: float, now: datetime) -> int:
+    """Extend every lease this worker holds (called from its heartbeat)."""
+    result = session.execute(
+        update(QueueItem)
+        .where(
+            QueueItem.locked_by.like(f"{worker_id}#%"),
+            QueueItem.status == ItemStatus.PROCESSING.value,
+        )
+        .values(locked_until=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def held_by_worker(session: Session, worker_id: str) -> list[QueueItem]:
+    """Items this worker still holds (used to release them when it stops)."""
+    return list(
+        session.execute(
+            select(QueueItem).where(
+                QueueItem.locked_by.like(f"{worker_id}#%"),
+                QueueItem.status == ItemStatus.PROCESSING.value,
+            )
+        ).scalars()
+    )
+
+
+def expired_leases(session: Session, now: datetime, limit: int = 1000) -> list[QueueItem]:
+    """Items whose worker stopped extending its lease (crashed, killed, or hung)."""
+    return list(
+        session.execute(
+            select(QueueItem)
+            .where(QueueItem.status == ItemStatus.PROCESSING.value, QueueItem.locked_until < now)
+            .order_by(QueueItem.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def leased_view(session: Session, row: QueueItem) -> LeasedItem:
+    """A :class:`LeasedItem` for a row someone else leased (the reaper acts on its behalf)."""
+    queue = get_queue(session, row.queue_name)
+    return LeasedItem(
+        id=row.id,
+        queue_name=row.queue_name,
+        job_type=row.job_type,
+        payload=dict(row.payload),
+        batch_id=row.batch_id,
+        owner=row.owner,
+        attempts=row.attempts,
+        max_attempts=queue.max_attempts,
+        retry_delay_seconds=queue.retry_delay_seconds,
+        retry_backoff=queue.retry_backoff,
+        token=row.locked_by or "",
+    )
+
+
+def cancel_items(session: Session, item_ids: Iterable[int] | None = None, *,
+                 batch_id: int | None = None, now: datetime) -> int:
+    """Cancel pending, retrying and running items; running ones stop at their next checkpoint."""
+    query = update(QueueItem).where(
+        QueueItem.status.in_((*READY_STATUSES, ItemStatus.PROCESSING.value))
+    )
+    if batch_id is not None:
+        query = query.where(QueueItem.batch_id == batch_id)
+    if item_ids is not None:
+        query = query.where(QueueItem.id.in_(list(item_ids)))
+    if batch_id is None and item_ids is None:
+        raise QueueError("cancel_items needs item ids or a batch id")
+    result = session.execute(
+        query.values(status=ItemStatus.CANCELLED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def status_counts(session: Session, batch_id: int) -> dict[str, int]:
+    """Items of a batch per status (one indexed aggregate; the progress query)."""
+    rows = session.execute(
+        select(QueueItem.status, func.count())
+        .where(QueueItem.batch_id == batch_id)
+        .group_by(QueueItem.status)
+    ).all()
+    return {status: count for status, count in rows}

@@ -1,0 +1,261 @@
+"""Running one queue message: lease, run the job's handler, record the outcome.
+
+A Huey message means "an item of this queue may be ready". The runner leases the best ready
+item (so priority is decided by the database, whatever the transport), runs the handler for
+its job type outside any transaction, and then writes the outcome and the handler's result in
+one transaction that only commits while the lease is still held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from huey import Huey
+from sqlalchemy.orm import Session
+
+from batchnb.db.engine import Database
+from batchnb.db.models import ItemStatus, QueueItem, utcnow
+from batchnb.errors import CancelledError, DocumentError, LeaseLostError
+from batchnb.queue import items
+from batchnb.queue.transport import send_messages
+
+log = logging.getLogger(__name__)
+
+BLOCKED_RETRY_SECONDS = 1.0
+INACTIVE_RETRY_SECONDS = 30.0
+
+
+class WorkerStoppingError(Exception):
+    """Raised at a checkpoint when the worker is shutting down: the item is released."""
+
+
+Checkpoint = Callable[[], None]
+
+
+class JobHandler(Protocol):
+    """What a job type does. The hooks taking a session run inside the outcome transaction."""
+
+    def started(self, session: Session, item: items.LeasedItem) -> None:
+        """The item was leased (same transaction as the lease)."""
+
+    def run(self, item: items.LeasedItem, checkpoint: Checkpoint) -> Any:
+        """Do the work, holding no database session; call ``checkpoint()`` between steps."""
+
+    def succeeded(self, session: Session, item: items.LeasedItem, output: Any) -> None:
+        """Store the output; runs only while the lease is held, so at most once."""
+
+    def failed(self, session: Session, item: items.LeasedItem, error: str) -> None:
+        """The item failed for good (permanent error or attempts used up)."""
+
+    def requeued(self, session: Session, item: items.LeasedItem, reason: str) -> None:
+        """The item goes back to waiting (retry, graceful stop, or reaped after a crash)."""
+
+    def cancelled(self, session: Session, item: items.LeasedItem) -> None:
+        """The item was cancelled while it ran."""
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, DocumentError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class QueueRuntime:
+    """Everything a producer or worker needs: database, transport, handlers, identity."""
+
+    db: Database
+    huey: Huey
+    lease_seconds: float
+    handlers: Mapping[str, JobHandler]
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    process_task: Any = None
+
+    def new_token(self) -> str:
+        """A lease token: this worker's id plus a random part, unique per lease."""
+        return f"{self.worker_id}#{uuid.uuid4().hex[:10]}"
+
+    def dispatch(self, messages: list[tuple[int, int, datetime | None]]) -> None:
+        """Send one message per (item id, priority, eta); call after the rows are committed."""
+        tasks = [self.process_task.s(item_id) for item_id, _, _ in messages]
+        for task, (_, priority, eta) in zip(tasks, messages, strict=True):
+            task.priority = priority
+            # Huey compares etas with naive UTC timestamps.
+            task.eta = None if eta is None else eta.astimezone(UTC).replace(tzinfo=None)
+        send_messages(self.huey, tasks)
+
+
+def run_message(runtime: QueueRuntime, item_id: int) -> None:
+    """Handle one Huey message for ``item_id`` (the Huey task body)."""
+    now = utcnow()
+    resend: tuple[int, int, datetime | None] | None = None
+    with runtime.db.write() as session:
+        hinted = session.get(QueueItem, item_id)
+        if hinted is None:
+            return
+        leased = items.lease_next(
+            session, hinted.queue_name, runtime.new_token(), runtime.lease_seconds, now
+        )
+        if isinstance(leased, items.LeasedItem):
+            _handler(runtime, leased.job_type).started(session, leased)
+        elif isinstance(leased, items.LeaseRefusal):
+            # The queue is full or paused: keep the message alive and try again shortly.
+            delay = (
+                BLOCKED_RETRY_SECONDS
+                if leased is items.LeaseRefusal.AT_CONCURRENCY_LIMIT
+                else INACTIVE_RETRY_SECONDS
+            )
+            resend = (hinted.id, hinted.priority, now + timedelta(seconds=delay))
+        elif hinted.status in items.READY_STATUSES and hinted.scheduled_at > now:
+            # The message came before its item is due (a retry's backoff): wait for it.
+            resend = (hinted.id, hinted.priority, hinted.scheduled_at)
+    if resend is not None:
+        runtime.dispatch([resend])
+    if isinstance(leased, items.LeasedItem):
+        _run_leased(runtime, leased)
+
+
+def _handler(runtime: QueueRuntime, job_type: str) -> JobHandler:
+    try:
+        return runtime.handlers[job_type]
+    except KeyError:
+        raise LookupError(
+            f"no handler for job type {job_type!r}; known: {sorted(runtime.handlers)}"
+        ) from None
+
+
+def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
+    handler = _handler(runtime, item.job_type)
+
+    def checkpoint() -> None:
+        if runtime.stop_event.is_set():
+            raise WorkerStoppingError("worker is stopping")
+        with runtime.db.read() as session:
+            items.check_lease(session, item)
+
+    try:
+        output = handler.run(item, checkpoint)
+    except WorkerStoppingError:
+        _release(runtime, handler, item)
+    except CancelledError:
+        with runtime.db.write() as session:
+            if items.finish_cancelled(session, item, utcnow()):
+                handler.cancelled(session, item)
+    except LeaseLostError:
+        log.warning("item %s: lease lost while running; another worker owns it now", item.id)
+    except DocumentError as exc:
+        _fail(runtime, handler, item, _error_text(exc))
+    except Exception as exc:
+        log.warning("item %s attempt %s failed: %s", item.id, item.attempts, exc)
+        log.debug("traceback:\n%s", traceback.format_exc())
+        if item.attempts >= item.max_attempts:
+            _fail(runtime, handler, item, f"{_error_text(exc)} (after {item.attempts} attempts)")
+        else:
+            _retry(runtime, handler, item, _error_text(exc))
+    else:
+        with runtime.db.write() as session:
+            if items.finish(session, item, ItemStatus.COMPLETED, utcnow()):
+                handler.succeeded(session, item, output)
+                return
+        _report_lost(item)
+
+
+def _report_lost(item: items.LeasedItem) -> None:
+    log.warning("item %s: lease lost before the result was written; result discarded", item.id)
+
+
+def _fail(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, error: str) -> None:
+    with runtime.db.write() as session:
+        if items.finish(session, item, ItemStatus.FAILED, utcnow(), error=error):
+            handler.failed(session, item, error)
+            return
+    _report_lost(item)
+
+
+def _retry(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, error: str) -> None:
+    with runtime.db.write() as session:
+        when = items.schedule_retry(session, item, error, utcnow())
+        if when is None:
+            _report_lost(item)
+            return
+        handler.requeued(session, item, f"retrying at {when.isoformat()}: {error}")
+        priority = session.get(QueueItem, item.id)
+        message = (item.id, priority.priority if priority else 0, when)
+    runtime.dispatch([message])
+
+
+def _release(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem) -> None:
+    with runtime.db.write() as session:
+        if not items.release(session, item, utcnow()):
+            return
+        handler.requeued(session, item, "released by a stopping worker")
+        row = session.get(QueueItem, item.id)
+        message = (item.id, row.priority if row else 0, None)
+    runtime.dispatch([message])
+
+
+def release_held(runtime: QueueRuntime) -> int:
+    """Release every item this worker still holds (after a stop that timed out)."""
+    with runtime.db.write() as session:
+        rows = items.held_by_worker(session, runtime.worker_id)
+        messages = []
+        for row in rows:
+            view = items.leased_view(session, row)
+            if items.release(session, view, utcnow()):
+                _handler(runtime, view.job_type).requeued(
+                    session, view, "released by a stopping worker"
+                )
+                messages.append((row.id, row.priority, None))
+    runtime.dispatch(messages)
+    return len(messages)
+
+
+def reclaim_expired(runtime: QueueRuntime) -> tuple[int, int]:
+    """Requeue items whose lease expired (their worker died); fail those out of attempts.
+
+    Returns (requeued, failed). Safe to run from several workers at once: every change is a
+    conditional update on the expired lease.
+    """
+    now = utcnow()
+    requeued: list[tuple[int, int, datetime | None]] = []
+    failed = 0
+    with runtime.db.write() as session:
+        for row in items.expired_leases(session, now):
+            view = items.leased_view(session, row)
+            handler = _handler(runtime, view.job_type)
+            if view.attempts >= view.max_attempts:
+                error = (
+                    f"the worker processing this item stopped responding on every one of "
+                    f"{view.attempts} attempts (lease expired)"
+                )
+                if items.finish(session, view, ItemStatus.FAILED, now, error=error):
+                    handler.failed(session, view, error)
+                    failed += 1
+            # The crashed attempt still counts, so a document that kills workers ends.
+            elif items.release(session, view, now, count_attempt=True):
+                handler.requeued(session, view, "its worker stopped responding; requeued")
+                requeued.append((row.id, row.priority, None))
+    runtime.dispatch(requeued)
+    if requeued or failed:
+        log.warning("reclaimed expired leases: %s requeued, %s failed", len(requeued), failed)
+    return len(requeued), failed
+
+
+def record_heartbeat(runtime: QueueRuntime, touch: Callable[[Session, datetime], None]) -> int:
+    """Extend this worker's leases and record it alive, in one short transaction."""
+    now = utcnow()
+    with runtime.db.write() as session:
+        touch(session, now)
+        return items.extend_leases(session, runtime.worker_id, runtime.lease_seconds, now)

@@ -1,0 +1,48 @@
+"""The Huey tasks of a runtime: the item task and the periodic housekeeping.
+
+Tasks are registered on the runtime's own Huey instance (not at import time), so every
+workspace gets its own transport and tests can run many workspaces in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from huey import crontab
+
+from batchnb.queue.maintenance import remove_expired_temp_files
+from batchnb.queue.runner import QueueRuntime, reclaim_expired, run_message
+from batchnb.queue.stats import aggregate_queue_stats
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK_NAME = "batchnb.process_item"
+
+
+def register_tasks(runtime: QueueRuntime, temp_dir: Path, temp_max_age_hours: float) -> None:
+    """Register the item task and the periodic tasks on ``runtime.huey``.
+
+    Periodic tasks are idempotent, so it is harmless when several consumers run them.
+    """
+    huey = runtime.huey
+
+    @huey.task(name=PROCESS_TASK_NAME)
+    def process_item(item_id: int) -> None:
+        run_message(runtime, item_id)
+
+    @huey.periodic_task(crontab(minute="*"), name="batchnb.reap_expired_leases")
+    def reap_expired_leases() -> None:
+        reclaim_expired(runtime)
+
+    @huey.periodic_task(crontab(minute="*/10"), name="batchnb.aggregate_queue_stats")
+    def aggregate_stats() -> None:
+        aggregate_queue_stats(runtime.db)
+
+    @huey.periodic_task(crontab(minute="17"), name="batchnb.cleanup_temp_files")
+    def cleanup_temp_files() -> None:
+        removed = remove_expired_temp_files(temp_dir, temp_max_age_hours)
+        if removed:
+            log.info("removed %s expired temporary files", removed)
+
+    runtime.process_task = process_item

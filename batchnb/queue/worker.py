@@ -1,0 +1,175 @@
+"""A worker: a Huey consumer plus heartbeats, lease extension and a graceful stop.
+
+``Worker.run()`` is what ``batchnb worker`` runs: it owns the process's SIGINT/SIGTERM and
+stops gracefully on either. ``Worker.start()``/``stop()`` run the same consumer in background
+threads without touching signal handlers, which is what a notebook kernel needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from datetime import datetime
+from types import FrameType
+
+from huey.consumer import Consumer
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from batchnb.db.models import Worker as WorkerRow
+from batchnb.db.models import utcnow
+from batchnb.queue.runner import QueueRuntime, reclaim_expired, record_heartbeat, release_held
+
+log = logging.getLogger(__name__)
+
+
+class _QuietConsumer(Consumer):
+    """A Huey consumer that leaves signal handlers alone (they belong to the host process)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class Worker:
+    """One consumer process (or set of kernel threads) working the workspace's queues.
+
+    Parameters
+    ----------
+    runtime:
+        The queue runtime (database, Huey, handlers) of the workspace.
+    threads:
+        Items processed at once by this worker.
+    heartbeat_seconds:
+        How often the worker records itself alive and extends its leases.
+    periodic:
+        Run the periodic tasks (reaper, stats, cleanup) in this consumer.
+    in_process:
+        Recorded on the heartbeat row: True for a worker inside a notebook or ``batchnb run``.
+    shutdown_timeout:
+        How long a graceful stop waits for running items before releasing them.
+    """
+
+    def __init__(
+        self,
+        runtime: QueueRuntime,
+        *,
+        threads: int,
+        heartbeat_seconds: float,
+        periodic: bool = True,
+        in_process: bool = False,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.runtime = runtime
+        self.threads = threads
+        self.heartbeat_seconds = min(heartbeat_seconds, runtime.lease_seconds / 3)
+        self.periodic = periodic
+        self.in_process = in_process
+        self.shutdown_timeout = shutdown_timeout
+        self._consumer: _QuietConsumer | None = None
+        self._heartbeat_thread: threading.Thread | None = None
+        self._heartbeat_stop = threading.Event()
+        self._signalled = threading.Event()
+
+    @property
+    def id(self) -> str:
+        return self.runtime.worker_id
+
+    @property
+    def running(self) -> bool:
+        return self._consumer is not None
+
+    def start(self) -> None:
+        """Reclaim expired leases, register the heartbeat, start the consumer threads."""
+        if self._consumer is not None:
+            return
+        self.runtime.stop_event.clear()
+        self._heartbeat_stop.clear()
+        reclaim_expired(self.runtime)
+        with self.runtime.db.write() as session:
+            session.merge(
+                WorkerRow(
+                    id=self.id,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    threads=self.threads,
+                    in_process=self.in_process,
+                    stopped_at=None,
+                )
+            )
+        self._consumer = _QuietConsumer(
+            self.runtime.huey,
+            workers=self.threads,
+            worker_type="thread",
+            periodic=self.periodic,
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=0.5,
+            shutdown_timeout=self.shutdown_timeout,
+        )
+        self._consumer.start()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, name="batchnb-heartbeat", daemon=True
+        )
+        self._heartbeat_thread.start()
+        log.info("worker %s started with %s threads", self.id, self.threads)
+
+    def _touch(self, session: Session, now: datetime) -> None:
+        session.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(last_seen=now))
+
+    def _heartbeat_loop(self) -> None:
+        while not self._heartbeat_stop.wait(self.heartbeat_seconds):
+            try:
+                record_heartbeat(self.runtime, self._touch)
+            except Exception:
+                # A missed heartbeat costs nothing if the next one lands; keep beating.
+                log.exception("heartbeat failed")
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop consuming. Running items finish, or are released at their next checkpoint.
+
+        Items still held after ``shutdown_timeout`` are released in the database, so another
+        worker picks them up at once instead of waiting for the lease to expire.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self.runtime.stop_event.set()
+        consumer.stop(graceful=graceful)
+        released = release_held(self.runtime)
+        if released:
+            log.warning("released %s items still running at shutdown", released)
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=5)
+        with self.runtime.db.write() as session:
+            session.execute(
+                update(WorkerRow)
+                .where(WorkerRow.id == self.id)
+                .values(stopped_at=utcnow())
+            )
+        self._consumer = None
+        log.info("worker %s stopped", self.id)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping gracefully", signal.Signals(signum).name)
+        self._signalled.set()
+
+    def run(self) -> None:
+        """Run in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self.start()
+            assert self._consumer is not None
+            health_check = time.monotonic()
+            while not self._signalled.wait(0.2):
+                health_check = self._consumer.loop(health_check) or health_check
+        finally:
+            self.stop(graceful=True)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

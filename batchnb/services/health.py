@@ -1,0 +1,130 @@
+"""Health of the queue: live consumers, depth, oldest waiting item, recent failure rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from batchnb.db.models import ItemStatus, QueueItem, Worker, utcnow
+from batchnb.queue.items import READY_STATUSES
+from batchnb.services.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What ``batchnb health`` prints; ``healthy`` is False when any problem was found."""
+
+    consumers: list[dict[str, Any]]
+    queue_depth: dict[str, int]
+    processing: int
+    oldest_pending_seconds: float | None
+    completed_last_hour: int
+    failed_last_hour: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failure_rate(self) -> float | None:
+        finished = self.completed_last_hour + self.failed_last_hour
+        return None if finished == 0 else self.failed_last_hour / finished
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "problems": self.problems,
+            "consumers": self.consumers,
+            "queue_depth": self.queue_depth,
+            "processing": self.processing,
+            "oldest_pending_seconds": self.oldest_pending_seconds,
+            "completed_last_hour": self.completed_last_hour,
+            "failed_last_hour": self.failed_last_hour,
+            "failure_rate": self.failure_rate,
+        }
+
+
+def live_workers(workspace: Workspace) -> list[Worker]:
+    """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
+    settings = workspace.settings
+    horizon = utcnow() - timedelta(
+        seconds=3 * min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+    )
+    with workspace.db.read() as session:
+        return list(
+            session.execute(
+                select(Worker).where(Worker.last_seen >= horizon, Worker.stopped_at.is_(None))
+            ).scalars()
+        )
+
+
+def check_health(workspace: Workspace) -> HealthReport:
+    """Measure the queue and list what is wrong, if anything."""
+    settings = workspace.settings
+    now = utcnow()
+    workers = live_workers(workspace)
+    with workspace.db.read() as session:
+        depth = dict(
+            session.execute(
+                select(QueueItem.queue_name, func.count())
+                .where(QueueItem.status.in_(READY_STATUSES), QueueItem.scheduled_at <= now)
+                .group_by(QueueItem.queue_name)
+            ).all()
+        )
+        processing = session.scalar(
+            select(func.count()).where(QueueItem.status == ItemStatus.PROCESSING.value)
+        )
+        oldest = session.scalar(
+            select(func.min(QueueItem.scheduled_at)).where(
+                QueueItem.status.in_(READY_STATUSES), QueueItem.scheduled_at <= now
+            )
+        )
+        finished = dict(
+            session.execute(
+                select(QueueItem.status, func.count())
+                .where(QueueItem.finished_at >= now - timedelta(hours=1))
+                .group_by(QueueItem.status)
+            ).all()
+        )
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    report = HealthReport(
+        consumers=[
+            {
+                "id": w.id,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "threads": w.threads,
+                "in_process": w.in_process,
+                "last_seen": w.last_seen.isoformat(),
+            }
+            for w in workers
+        ],
+        queue_depth=depth,
+        processing=processing or 0,
+        oldest_pending_seconds=None if oldest is None else (now - oldest).total_seconds(),
+        completed_last_hour=finished.get(ItemStatus.COMPLETED, 0),
+        failed_last_hour=finished.get(ItemStatus.FAILED, 0),
+    )
+    waiting = sum(depth.values())
+    if waiting and not workers:
+        report.problems.append(
+            f"{waiting} items are waiting and no consumer is running: start `batchnb worker`"
+        )
+    age = report.oldest_pending_seconds
+    if age is not None and age > settings.health_max_pending_age_seconds:
+        report.problems.append(
+            f"the oldest waiting item has waited {age:.0f}s "
+            f"(limit {settings.health_max_pending_age_seconds:.0f}s)"
+        )
+    rate = report.failure_rate
+    if rate is not None and rate > settings.health_max_failure_rate:
+        report.problems.append(
+            f"{rate:.0%} of the items finished in the last hour failed "
+            f"(limit {settings.health_max_failure_rate:.0%})"
+        )
+    return report

@@ -1,0 +1,40 @@
+"""Starting workers: in the foreground (``batchnb worker``) or inside a notebook kernel."""
+
+from __future__ import annotations
+
+from batchnb.queue.worker import Worker
+from batchnb.services.workspace import Workspace, default_workspace
+
+
+def make_worker(
+    workspace: Workspace,
+    *,
+    threads: int | None = None,
+    periodic: bool = True,
+    in_process: bool = False,
+) -> Worker:
+    """A worker for the workspace's queue (not started)."""
+    settings = workspace.settings
+    return Worker(
+        workspace.runtime,
+        threads=threads or settings.worker_threads,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        periodic=periodic,
+        in_process=in_process,
+        shutdown_timeout=max(settings.lease_seconds, 5.0),
+    )
+
+
+def start_worker(
+    workspace: Workspace | None = None, *, threads: int | None = None, periodic: bool = True
+) -> Worker:
+    """Start a worker in background threads of this process and return it.
+
+    Meant for notebook kernels: the kernel's own signal handlers are left alone. Call
+    ``worker.stop()`` when done; running items are finished or released.
+    """
+    worker = make_worker(
+        workspace or default_workspace(), threads=threads, periodic=periodic, in_process=True
+    )
+    worker.start()
+    return worker

@@ -1,0 +1,89 @@
+"""The workspace: settings resolved once into a database, a file store and a queue runtime.
+
+The notebook, the worker, the CLI and Voila all call :func:`open_workspace` (or
+:func:`default_workspace`), so they resolve ``BATCHNB_HOME`` and every other setting the same
+way. Opening a workspace upgrades its database to the newest schema.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from batchnb.config import Settings, load_settings
+from batchnb.db.engine import Database
+from batchnb.db.migrate import ensure_current
+from batchnb.documents.plans import Plan, get_plan
+from batchnb.documents.storage import Storage
+from batchnb.queue.runner import QueueRuntime
+from batchnb.queue.tasks import register_tasks
+from batchnb.queue.transport import create_huey
+from batchnb.services.processing import job_handlers
+
+
+class Workspace:
+    """One workspace. Cheap to open; the queue runtime is built on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.temp_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(
+            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+        ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
+        self.storage = Storage(settings.storage_url)
+
+    @property
+    def plan(self) -> Plan:
+        return get_plan(self.settings.plan)
+
+    @cached_property
+    def runtime(self) -> QueueRuntime:
+        """Database + Huey + job handlers; the Huey tasks are registered here."""
+        huey = create_huey(
+            self.settings.queue_url, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms
+        )
+        runtime = QueueRuntime(
+            db=self.db,
+            huey=huey,
+            lease_seconds=self.settings.lease_seconds,
+            handlers=job_handlers(self.db, self.storage),
+        )
+        register_tasks(runtime, self.settings.temp_dir, self.settings.temp_max_age_hours)
+        return runtime
+
+    def close(self) -> None:
+        """Release database connections and the queue's storage connection."""
+        if "runtime" in self.__dict__:
+            storage = self.runtime.huey.storage
+            if hasattr(storage, "close"):
+                storage.close()
+        self.db.dispose()
+
+
+_default_lock = threading.Lock()
+_default: Workspace | None = None
+
+
+def open_workspace(settings: Settings | None = None, **overrides: object) -> Workspace:
+    """Open the workspace described by ``settings`` (default: environment + config file)."""
+    return Workspace(settings or load_settings(**overrides))
+
+
+def default_workspace() -> Workspace:
+    """The process's workspace from the environment, opened once and shared."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = open_workspace()
+        return _default
+
+
+def reset_default_workspace() -> None:
+    """Forget the shared workspace (after changing BATCHNB_* variables, e.g. in tests)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = None

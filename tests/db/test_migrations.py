@@ -1,0 +1,368 @@
+"""Alembic migrations: they build the models' schema on SQLite and PostgreSQL, and agree with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Connection, event, inspect, select, text
+
+from batchnb.config import Settings
+from batchnb.db import migrate
+from batchnb.db.engine import Database
+from batchnb.db.models import DEFAULT_QUEUES, Base, ProcessingQueue
+from batchnb.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_TABLES = set(Base.metadata.tables)
+PG_ONLY_INDEXES = {"ix_documents_file_name_trgm", "ix_extracted_data_data_gin"}
+PARTIAL_INDEXES = {"ix_documents_failed", "ix_queue_items_ready", "ix_queue_items_failed"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Database]:
+    """An empty database in the test's workspace (SQLite) or a fresh PostgreSQL database."""
+    url = (
+        settings.database_url
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    db = Database(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_database(settings: Settings) -> Iterator[Database]:
+    """An empty SQLite database in the test's workspace."""
+    db = Database(settings.database_url)
+    yield db
+    db.dispose()
+
+
+def _tables(db: Database) -> set[str]:
+    with db.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def _differences(connection: Connection, metadata: sa.MetaData, **opts: Any) -> list[Any]:
+    options = {**migrate.autogenerate_options(connection.dialect.name), **opts}
+    return compare_metadata(MigrationContext.configure(connection, opts=options), metadata)
+
+
+def _index_sql(db: Database) -> dict[str, str]:
+    """Index name -> the SQL the database holds for it."""
+    if db.is_sqlite:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    else:
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+    with db.engine.connect() as connection:
+        return {name: sql for name, sql in connection.execute(text(query))}
+
+
+def test_upgrade_creates_every_table_and_the_default_queues(database: Database) -> None:
+    assert migrate.current_revision(database) is None
+
+    migrate.upgrade(database)
+
+    assert migrate.head_revision() == "0001"
+    assert migrate.current_revision(database) == "0001"
+    assert _tables(database) == MODEL_TABLES | {"alembic_version"}
+    with database.read() as session:
+        queues = [
+            {**{key: getattr(queue, key) for key in DEFAULT_QUEUES[0]}, "active": queue.active}
+            for queue in session.scalars(select(ProcessingQueue).order_by(ProcessingQueue.id))
+        ]
+        created = session.scalars(select(ProcessingQueue.created_at)).all()
+    assert queues == [{**queue, "active": True} for queue in DEFAULT_QUEUES]
+    assert all(value.utcoffset() is not None for value in created)
+
+
+def test_downgrade_to_base_removes_every_table_and_upgrade_works_again(
+    database: Database,
+) -> None:
+    migrate.upgrade(database)
+
+    migrate.downgrade(database, "base")
+
+    assert _tables(database) == {"alembic_version"}
+    assert migrate.current_revision(database) is None
+
+    migrate.upgrade(database, "0001")
+
+    assert _tables(database) == MODEL_TABLES | {"alembic_version"}
+    assert migrate.current_revision(database) == "0001"
+
+
+def test_models_and_migrations_agree(database: Database) -> None:
+    migrate.upgrade(database)
+
+    with database.engine.connect() as connection:
+        assert _differences(connection, Base.metadata) == []
+
+
+def test_the_agreement_check_sees_drift(database: Database) -> None:
+    """The comparison above can fail: an extra column and a changed type are both reported."""
+    migrate.upgrade(database)
+    drifted = sa.MetaData(naming_convention=Base.metadata.naming_convention)
+    workers = Base.metadata.tables["workers"].to_metadata(drifted)
+    workers.append_column(sa.Column("note", sa.Text(), nullable=True))
+    workers.c.hostname.type = sa.String(300)
+
+    def only_workers(name: str | None, type_: str, parent_names: Any) -> bool:
+        return type_ != "table" or name == "workers"
+
+    with database.engine.connect() as connection:
+        differences = _differences(connection, drifted, include_name=only_workers)
+
+    flat = [
+        change for diff in differences for change in (diff if isinstance(diff, list) else [diff])
+    ]
+    assert {(change[0], change[2], _column_name(change)) for change in flat} == {
+        ("add_column", "workers", "note"),
+        ("modify_type", "workers", "hostname"),
+    }
+
+
+def _column_name(change: tuple[Any, ...]) -> str:
+    return change[3].name if change[0] == "add_column" else change[3]
+
+
+def test_indexes_match_the_models_details(database: Database) -> None:
+    """What autogenerate does not compare: partial-index conditions, GIN and operator classes."""
+    migrate.upgrade(database)
+    include = migrate.include_object_for(database.dialect_name)
+    with database.engine.connect() as connection:
+        inspector = inspect(connection)
+        for table in Base.metadata.sorted_tables:
+            reflected = {ix["name"]: ix for ix in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if not include(index, index.name, "index", False, None):
+                    assert index.name not in reflected
+                    continue
+                found = reflected[index.name]
+                assert found["column_names"] == [column.name for column in index.columns]
+                options = found.get("dialect_options", {})
+                where_key = f"{database.dialect_name}_where"
+                assert (where_key in options) == (
+                    index.dialect_options[database.dialect_name]["where"] is not None
+                ), index.name
+                if database.dialect_name == "postgresql":
+                    declared = index.dialect_options["postgresql"]
+                    assert options.get("postgresql_using") == (declared["using"] or None), (
+                        index.name
+                    )
+                    assert options.get("postgresql_ops", {}) == (declared["ops"] or {}), index.name
+
+
+def test_postgresql_only_and_partial_indexes(database: Database) -> None:
+    migrate.upgrade(database)
+
+    indexes = _index_sql(database)
+
+    for name in PARTIAL_INDEXES:
+        assert "WHERE" in indexes[name], name
+    if database.is_sqlite:
+        assert not PG_ONLY_INDEXES & set(indexes)
+        return
+    assert "USING gin (file_name gin_trgm_ops)" in indexes["ix_documents_file_name_trgm"]
+    assert "USING gin (data)" in indexes["ix_extracted_data_data_gin"]
+    with database.engine.connect() as connection:
+        extensions = connection.scalars(text("SELECT extname FROM pg_extension")).all()
+    assert "pg_trgm" in extensions
+
+
+def test_ensure_current_upgrades_once(database: Database, tmp_path: Path) -> None:
+    lock_path = tmp_path / "migrate.lock"
+
+    assert migrate.ensure_current(database, lock_path) is True
+    assert migrate.ensure_current(database, lock_path) is False
+    assert migrate.ensure_current(database) is False
+    assert migrate.current_revision(database) == migrate.head_revision()
+
+
+def test_ensure_current_costs_one_query_when_current(database: Database) -> None:
+    migrate.upgrade(database)
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statement = args[2]
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        assert migrate.ensure_current(database) is False
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    assert statements == ["SELECT version_num FROM alembic_version"]
+
+
+_CHILD = """
+import pathlib, sys, time
+from batchnb.db import migrate
+from batchnb.db.engine import Database
+
+url, lock, go = sys.argv[1:4]
+while not pathlib.Path(go).exists():
+    time.sleep(0.005)
+database = Database(url)
+print(migrate.ensure_current(database, pathlib.Path(lock) if lock else None))
+database.dispose()
+"""
+
+
+@pytest.mark.parametrize("with_lock_file", [True, False], ids=["flock", "database-lock-only"])
+def test_ensure_current_from_two_processes_at_once(
+    database: Database, tmp_path: Path, with_lock_file: bool
+) -> None:
+    """Both processes succeed and exactly one migrates, with or without the lock file."""
+    go = tmp_path / "go"
+    lock = str(tmp_path / "migrate.lock") if with_lock_file else ""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, database.url, lock, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    time.sleep(0.5)  # let both import batchnb, so they reach ensure_current together
+    go.touch()
+    results = [child.communicate(timeout=120) for child in children]
+
+    for child, (_out, err) in zip(children, results, strict=True):
+        assert child.returncode == 0, err
+    assert sorted(out.strip() for out, _err in results) == ["False", "True"]
+    assert _tables(database) == MODEL_TABLES | {"alembic_version"}
+
+
+def test_a_failed_upgrade_changes_nothing(database: Database) -> None:
+    """The whole upgrade is one transaction, on SQLite too (where Alembic would commit per step)."""
+    with database.engine.begin() as connection:
+        # The last table the migration creates: everything before it must be rolled back.
+        connection.execute(text("CREATE TABLE audit_events (id INTEGER PRIMARY KEY)"))
+
+    with pytest.raises(sa.exc.DBAPIError):
+        migrate.upgrade(database)
+
+    assert _tables(database) == {"audit_events"}
+    assert migrate.current_revision(database) is None
+
+
+def test_ensure_current_refuses_a_newer_database(database: Database) -> None:
+    migrate.upgrade(database)
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+
+    with pytest.raises(ConfigurationError, match="pip install -U batchnb"):
+        migrate.ensure_current(database)
+
+
+def test_sqlite_migrations_run_in_one_begin_immediate(sqlite_database: Database) -> None:
+    """Alembic runs inside batchnb's own BEGIN IMMEDIATE, and foreign keys are on again after."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(sqlite_database.engine, "before_cursor_execute", record)
+    try:
+        migrate.upgrade(sqlite_database)
+    finally:
+        event.remove(sqlite_database.engine, "before_cursor_execute", record)
+
+    assert statements[0] == "BEGIN IMMEDIATE"
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE"]
+    with sqlite_database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _insert_batch_and_document(connection: Connection) -> None:
+    now = "2024-01-01 00:00:00"
+    connection.execute(
+        text(
+            "INSERT INTO extraction_batches (id, name, owner, status, strategy, extractor, plan,"
+            " options, document_count, created_at, updated_at) VALUES (1, 'b', 'o', 'pending',"
+            " 'global', 'offline', 'local', '{}', 1, :now, :now)"
+        ),
+        {"now": now},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO documents (batch_id, owner, file_name, content_hash, storage_key,"
+            " size_bytes, file_type, mime_type, status, created_at, updated_at) VALUES (1, 'o',"
+            " 'a.pdf', 'h', 'k', 1, 'pdf', 'application/pdf', 'pending', :now, :now)"
+        ),
+        {"now": now},
+    )
+
+
+def test_sqlite_batch_table_copy_keeps_child_rows(sqlite_database: Database) -> None:
+    """Alembic's batch mode copies and drops a table; with foreign keys on, that drop would
+    cascade-delete every document of every batch. Migrations run with them off."""
+    migrate.upgrade(sqlite_database)
+    with sqlite_database.engine.begin() as connection:
+        _insert_batch_and_document(connection)
+
+    with migrate.migration_connection(sqlite_database) as connection:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("extraction_batches", recreate="always") as batch:
+            batch.add_column(sa.Column("label", sa.String(20), nullable=True))
+
+    with sqlite_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM documents")).scalar() == 1
+
+
+def test_sqlite_migration_with_broken_foreign_keys_is_not_committed(
+    sqlite_database: Database,
+) -> None:
+    migrate.upgrade(sqlite_database)
+
+    with (
+        pytest.raises(ConfigurationError, match="breaking foreign keys"),
+        migrate.migration_connection(sqlite_database) as connection,
+    ):
+        connection.execute(
+            text(
+                "INSERT INTO queue_items (queue_name, job_type, payload, owner, status, priority,"
+                " attempts, scheduled_at, created_at, updated_at) VALUES ('gone', 't', '{}', 'o',"
+                " 'pending', 0, 0, '2024-01-01', '2024-01-01', '2024-01-01')"
+            )
+        )
+
+    with sqlite_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM queue_items")).scalar() == 0
+
+
+def test_alembic_command_line_for_developers(database: Database) -> None:
+    """``alembic -c alembic.ini`` finds the database through BATCHNB_DATABASE_URL."""
+    env = {**os.environ, "BATCHNB_DATABASE_URL": database.url}
+
+    def alembic(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", str(REPO_ROOT / "alembic.ini"), *args],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    upgraded = alembic("upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    checked = alembic("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "No new upgrade operations detected" in checked.stdout + checked.stderr
+    assert migrate.current_revision(database) == migrate.head_revision()
