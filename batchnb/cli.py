@@ -70,7 +70,9 @@ def main(verbose: int) -> None:
 @main.command()
 @_batch_options
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Write the results to a .json or .csv file.",
 )
 @click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
@@ -97,7 +99,11 @@ def run(
         worker.start()
     try:
         batch = submit(
-            list(paths), prompt, name=name, extractor=extractor, priority=priority,
+            list(paths),
+            prompt,
+            name=name,
+            extractor=extractor,
+            priority=priority,
             workspace=workspace,
         )
         _report_refused(batch)
@@ -155,8 +161,14 @@ def submit_command(
     paths: tuple[str, ...], prompt: str, name: str | None, extractor: str, priority: int
 ) -> None:
     """Queue a batch for workers and print its id (messages go to standard error)."""
-    batch = submit(list(paths), prompt, name=name, extractor=extractor, priority=priority,
-                   workspace=open_workspace())
+    batch = submit(
+        list(paths),
+        prompt,
+        name=name,
+        extractor=extractor,
+        priority=priority,
+        workspace=open_workspace(),
+    )
     _report_refused(batch)
     click.echo(f"queued {batch.progress().total} documents as batch {batch.id}", err=True)
     click.echo(batch.id)
@@ -175,8 +187,16 @@ def status(batch_id: int | None, as_json: bool) -> None:
     progress = batch.progress()
     info = batch.info()
     if as_json:
-        click.echo(json.dumps({"batch": batch.id, "status": info.status, **progress.as_dict(),
-                               "total": progress.total}))
+        click.echo(
+            json.dumps(
+                {
+                    "batch": batch.id,
+                    "status": info.status,
+                    **progress.as_dict(),
+                    "total": progress.total,
+                }
+            )
+        )
         return
     click.echo(f"batch {batch.id} ({info.name}): {info.status}")
     for key, value in progress.as_dict().items():

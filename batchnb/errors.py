@@ -20,9 +20,7 @@ class MissingDependencyError(ConfigurationError):
     """An optional package is needed for the feature that was asked for."""
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'batchnb[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'batchnb[{extra}]'")
         self.package = package
         self.extra = extra
 

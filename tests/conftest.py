@@ -37,7 +37,9 @@ def postgres_url() -> Iterator[str]:
     """URL of a new, empty PostgreSQL database, dropped after the test."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set (PostgreSQL tests run where it is, e.g. in .ci/run)")
+        pytest.skip(
+            f"{POSTGRES_ENV} is not set (PostgreSQL tests run where it is, e.g. in .ci/run)"
+        )
     name = f"batchnb_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

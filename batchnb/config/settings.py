@@ -36,7 +36,9 @@ class Setting:
 
 
 SETTINGS_TABLE: tuple[Setting, ...] = (
-    Setting("home", str, "~/.batchnb", "Workspace folder: database, queue and stored files live here."),
+    Setting(
+        "home", str, "~/.batchnb", "Workspace folder: database, queue and stored files live here."
+    ),
     Setting("config", str, "", "Config file (TOML). Default: batchnb.toml in the workspace."),
     Setting(
         "database_url",
@@ -59,7 +61,9 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "workspace; any fsspec URL.",
     ),
     Setting("plan", str, "local", "Intake limits preset: starter, plus, growth or local."),
-    Setting("lease_seconds", float, 60.0, "How long a worker's lease on an item lasts unless extended."),
+    Setting(
+        "lease_seconds", float, 60.0, "How long a worker's lease on an item lasts unless extended."
+    ),
     Setting("worker_threads", int, 2, "Threads per worker process (one document each at a time)."),
     Setting(
         "heartbeat_seconds",
@@ -67,8 +71,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         5.0,
         "How often a worker records that it is alive; a worker silent for 3 heartbeats is gone.",
     ),
-    Setting("sqlite_busy_timeout_ms", int, 30000, "How long SQLite waits for a lock before failing."),
-    Setting("temp_max_age_hours", float, 24.0, "Temporary files older than this are removed by cleanup."),
+    Setting(
+        "sqlite_busy_timeout_ms", int, 30000, "How long SQLite waits for a lock before failing."
+    ),
+    Setting(
+        "temp_max_age_hours", float, 24.0, "Temporary files older than this are removed by cleanup."
+    ),
     Setting(
         "plugins",
         str,
@@ -160,9 +168,7 @@ def _default_user() -> str:
         return "unknown"
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Resolve every setting from defaults, config file, environment and ``overrides``.
 
     Parameters

@@ -403,10 +403,25 @@ class AuditEvent(Base):
 
 
 DEFAULT_QUEUES: tuple[dict[str, Any], ...] = (
-    {"name": "batch_processing", "concurrency_limit": 8, "max_attempts": 3,
-     "retry_delay_seconds": 5.0, "retry_backoff": 2.0},
-    {"name": "exports", "concurrency_limit": 2, "max_attempts": 3,
-     "retry_delay_seconds": 10.0, "retry_backoff": 2.0},
-    {"name": "cleanup", "concurrency_limit": 1, "max_attempts": 1,
-     "retry_delay_seconds": 60.0, "retry_backoff": 1.0},
+    {
+        "name": "batch_processing",
+        "concurrency_limit": 8,
+        "max_attempts": 3,
+        "retry_delay_seconds": 5.0,
+        "retry_backoff": 2.0,
+    },
+    {
+        "name": "exports",
+        "concurrency_limit": 2,
+        "max_attempts": 3,
+        "retry_delay_seconds": 10.0,
+        "retry_backoff": 2.0,
+    },
+    {
+        "name": "cleanup",
+        "concurrency_limit": 1,
+        "max_attempts": 1,
+        "retry_delay_seconds": 60.0,
+        "retry_backoff": 1.0,
+    },
 )

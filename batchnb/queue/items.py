@@ -11,9 +11,9 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem
@@ -123,7 +123,8 @@ def lease_next(
     ).scalar_one_or_none()
     if candidate is None:
         return None
-    leased = session.execute(
+    leased = _rowcount(
+        session,
         update(QueueItem)
         .where(QueueItem.id == candidate.id, QueueItem.status.in_(READY_STATUSES))
         .values(
@@ -134,9 +135,9 @@ def lease_next(
             started_at=now,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if leased.rowcount != 1:
+    if leased != 1:
         return None
     return LeasedItem(
         id=candidate.id,
@@ -151,6 +152,12 @@ def lease_next(
         retry_backoff=queue.retry_backoff,
         token=token,
     )
+
+
+def _rowcount(session: Session, statement: Any) -> int:
+    """Rows an UPDATE changed (the conditional updates decide ownership by this count)."""
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount
 
 
 def _held(item: LeasedItem) -> Any:
@@ -178,7 +185,8 @@ def finish(
     session: Session, item: LeasedItem, status: ItemStatus, now: datetime, error: str | None = None
 ) -> bool:
     """Move a held item to a final status; False when the lease was lost (nothing changed)."""
-    result = session.execute(
+    result = _rowcount(
+        session,
         update(QueueItem)
         .where(_held(item))
         .values(
@@ -189,14 +197,15 @@ def finish(
             updated_at=now,
             last_error=error,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return result.rowcount == 1
+    return result == 1
 
 
 def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:
     """Clear the lease of an item that was cancelled while it ran."""
-    result = session.execute(
+    result = _rowcount(
+        session,
         update(QueueItem)
         .where(
             QueueItem.id == item.id,
@@ -204,9 +213,9 @@ def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:
             QueueItem.status == ItemStatus.CANCELLED.value,
         )
         .values(locked_by=None, locked_until=None, finished_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return result.rowcount == 1
+    return result == 1
 
 
 def schedule_retry(
@@ -214,7 +223,8 @@ def schedule_retry(
 ) -> datetime | None:
     """Put a held item back as ``retrying`` after its backoff; None when the lease was lost."""
     when = now + timedelta(seconds=item.retry_delay())
-    result = session.execute(
+    result = _rowcount(
+        session,
         update(QueueItem)
         .where(_held(item))
         .values(
@@ -225,16 +235,17 @@ def schedule_retry(
             last_error=error,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return when if result.rowcount == 1 else None
+    return when if result == 1 else None
 
 
 def release(
     session: Session, item: LeasedItem, now: datetime, *, count_attempt: bool = False
 ) -> bool:
     """Give a held item back as pending; a graceful stop does not count the attempt."""
-    result = session.execute(
+    result = _rowcount(
+        session,
         update(QueueItem)
         .where(_held(item))
         .values(
@@ -244,23 +255,24 @@ def release(
             attempts=QueueItem.attempts if count_attempt else QueueItem.attempts - 1,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return result.rowcount == 1
+    return result == 1
 
 
 def extend_leases(session: Session, worker_id: str, lease_seconds: float, now: datetime) -> int:
     """Extend every lease this worker holds (called from its heartbeat)."""
-    result = session.execute(
+    result = _rowcount(
+        session,
         update(QueueItem)
         .where(
             QueueItem.locked_by.like(f"{worker_id}#%"),
             QueueItem.status == ItemStatus.PROCESSING.value,
         )
         .values(locked_until=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    return result.rowcount
+    return result
 
 
 def held_by_worker(session: Session, worker_id: str) -> list[QueueItem]:
@@ -305,8 +317,13 @@ def leased_view(session: Session, row: QueueItem) -> LeasedItem:
     )
 
 
-def cancel_items(session: Session, item_ids: Iterable[int] | None = None, *,
-                 batch_id: int | None = None, now: datetime) -> int:
+def cancel_items(
+    session: Session,
+    item_ids: Iterable[int] | None = None,
+    *,
+    batch_id: int | None = None,
+    now: datetime,
+) -> int:
     """Cancel pending, retrying and running items; running ones stop at their next checkpoint."""
     query = update(QueueItem).where(
         QueueItem.status.in_((*READY_STATUSES, ItemStatus.PROCESSING.value))
@@ -317,11 +334,12 @@ def cancel_items(session: Session, item_ids: Iterable[int] | None = None, *,
         query = query.where(QueueItem.id.in_(list(item_ids)))
     if batch_id is None and item_ids is None:
         raise QueueError("cancel_items needs item ids or a batch id")
-    result = session.execute(
-        query.values(status=ItemStatus.CANCELLED.value, updated_at=now)
-        .execution_options(synchronize_session=False)
+    return _rowcount(
+        session,
+        query.values(status=ItemStatus.CANCELLED.value, updated_at=now).execution_options(
+            synchronize_session=False
+        ),
     )
-    return result.rowcount
 
 
 def status_counts(session: Session, batch_id: int) -> dict[str, int]:

@@ -14,7 +14,7 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -87,7 +87,7 @@ class QueueRuntime:
         """A lease token: this worker's id plus a random part, unique per lease."""
         return f"{self.worker_id}#{uuid.uuid4().hex[:10]}"
 
-    def dispatch(self, messages: list[tuple[int, int, datetime | None]]) -> None:
+    def dispatch(self, messages: Sequence[tuple[int, int, datetime | None]]) -> None:
         """Send one message per (item id, priority, eta); call after the rows are committed."""
         tasks = [self.process_task.s(item_id) for item_id, _, _ in messages]
         for task, (_, priority, eta) in zip(tasks, messages, strict=True):

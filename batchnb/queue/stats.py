@@ -48,7 +48,7 @@ def _aggregate_hour(session: Session, hour: datetime) -> dict[str, dict[str, flo
             counter[status] = int(counter[status] or 0) + 1
         if attempts > 1:
             counter["retried"] = int(counter["retried"] or 0) + 1
-        if status == ItemStatus.COMPLETED and started_at is not None:
+        if status == ItemStatus.COMPLETED and started_at is not None and finished_at is not None:
             ms = (finished_at - started_at).total_seconds() * 1000
             durations.setdefault(queue, []).append(ms)
     for queue, counter in per_queue.items():

@@ -147,9 +147,7 @@ class Worker:
             self._heartbeat_thread.join(timeout=5)
         with self.runtime.db.write() as session:
             session.execute(
-                update(WorkerRow)
-                .where(WorkerRow.id == self.id)
-                .values(stopped_at=utcnow())
+                update(WorkerRow).where(WorkerRow.id == self.id).values(stopped_at=utcnow())
             )
         self._consumer = None
         log.info("worker %s stopped", self.id)

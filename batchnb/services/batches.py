@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from batchnb.db.models import (
     BatchStatus,
@@ -341,7 +341,7 @@ def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = Non
             raise NotFoundError(f"batch {batch_id} does not exist")
         cancelled = items.cancel_items(session, batch_id=batch_id, now=now)
         session.execute(
-            Document.__table__.update()
+            update(Document)
             .where(
                 Document.batch_id == batch_id,
                 Document.status.in_((DocumentStatus.PENDING, DocumentStatus.PROCESSING)),
@@ -349,7 +349,7 @@ def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = Non
             .values(status=DocumentStatus.CANCELLED.value, updated_at=now)
         )
         session.execute(
-            ExtractionJob.__table__.update()
+            update(ExtractionJob)
             .where(
                 ExtractionJob.batch_id == batch_id,
                 ExtractionJob.status.in_((DocumentStatus.PENDING, DocumentStatus.PROCESSING)),
@@ -364,4 +364,3 @@ def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = Non
             refresh_batch_status(session, batch_id)
         record_event(session, actor, "cancel", "batch", batch_id, {"items": cancelled})
     return cancelled
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import Any
 
 from batchnb.config import Settings, load_settings
 from batchnb.db.engine import Database
@@ -66,7 +67,7 @@ _default_lock = threading.Lock()
 _default: Workspace | None = None
 
 
-def open_workspace(settings: Settings | None = None, **overrides: object) -> Workspace:
+def open_workspace(settings: Settings | None = None, **overrides: Any) -> Workspace:
     """Open the workspace described by ``settings`` (default: environment + config file)."""
     return Workspace(settings or load_settings(**overrides))
 

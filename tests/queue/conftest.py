@@ -91,11 +91,13 @@ class QueueHarness:
     def db(self) -> Database:
         return self.runtime.db
 
-    def add(self, payload: dict[str, Any] | None = None, *, priority: int = 0,
-            send: bool = True) -> int:
+    def add(
+        self, payload: dict[str, Any] | None = None, *, priority: int = 0, send: bool = True
+    ) -> int:
         with self.db.write() as session:
-            row = items.new_item(QUEUE, "probe", payload or {}, owner="tester", now=utcnow(),
-                                 priority=priority)
+            row = items.new_item(
+                QUEUE, "probe", payload or {}, owner="tester", now=utcnow(), priority=priority
+            )
             session.add(row)
             session.flush()
             item_id = row.id
@@ -110,8 +112,14 @@ class QueueHarness:
             )
 
     def start_worker(self, threads: int = 1) -> Worker:
-        worker = Worker(self.runtime, threads=threads, heartbeat_seconds=0.5,
-                        periodic=False, in_process=True, shutdown_timeout=5)
+        worker = Worker(
+            self.runtime,
+            threads=threads,
+            heartbeat_seconds=0.5,
+            periodic=False,
+            in_process=True,
+            shutdown_timeout=5,
+        )
         worker.start()
         self.workers.append(worker)
         return worker

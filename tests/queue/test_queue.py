@@ -16,11 +16,14 @@ from .conftest import QueueHarness, make_harness
 
 def _done_count(h: QueueHarness, item_id: int) -> int:
     with h.db.read() as session:
-        return session.scalar(
-            select(func.count()).where(
-                AuditEvent.action == "done", AuditEvent.target_id == str(item_id)
+        return (
+            session.scalar(
+                select(func.count()).where(
+                    AuditEvent.action == "done", AuditEvent.target_id == str(item_id)
+                )
             )
-        ) or 0
+            or 0
+        )
 
 
 def test_items_complete_once(harness: QueueHarness) -> None:
@@ -38,7 +41,9 @@ def test_priority_is_honoured(harness: QueueHarness) -> None:
     harness.start_worker(threads=1)
     harness.wait_final(ids)
     ran = [item_id for item_id, _, _ in harness.handler.calls]
-    expected = [i for _, i in sorted(zip(priorities, ids, strict=True), key=lambda t: (-t[0], t[1]))]
+    expected = [
+        i for _, i in sorted(zip(priorities, ids, strict=True), key=lambda t: (-t[0], t[1]))
+    ]
     assert ran == expected
 
 

@@ -53,7 +53,10 @@ def workspace(crash_env: dict[str, str]) -> Iterator[Workspace]:
 
 def _documents(count: int) -> list[tuple[str, bytes]]:
     return [
-        (f"invoice-{n:02d}.txt", f"ACME Ltd\nInvoice Number: INV-{n:04d}\nTotal: {n}.50 EUR\n".encode())
+        (
+            f"invoice-{n:02d}.txt",
+            f"ACME Ltd\nInvoice Number: INV-{n:04d}\nTotal: {n}.50 EUR\n".encode(),
+        )
         for n in range(count)
     ]
 
@@ -113,11 +116,15 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
         if first.poll() is None:
             first.kill()
     with workspace.db.read() as session:
-        orphaned = session.execute(
-            select(QueueItem.id).where(
-                QueueItem.batch_id == batch.id, QueueItem.status == "processing"
+        orphaned = (
+            session.execute(
+                select(QueueItem.id).where(
+                    QueueItem.batch_id == batch.id, QueueItem.status == "processing"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert orphaned, "the kill should have left items mid-processing"
     # The dead worker's leases run out; a new worker reclaims them when it starts.
     time.sleep(2.5)
