@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/batchnb run samples/*.pdf samples/*.txt samples/*.md samples/*.html --prompt "$(PROMPT)"
+	$(BIN)/batchnb run samples/documents --prompt "$(PROMPT)"
 
 lint: setup
 	$(BIN)/ruff check batchnb tests benchmarks samples

@@ -20,7 +20,7 @@ from pathlib import Path
 from reportlab.lib.pagesizes import A4, letter
 from reportlab.pdfgen.canvas import Canvas
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "documents"
 
 Row = tuple[str, str, str, str]
 

@@ -19,7 +19,7 @@ from batchnb.extract import (
     schema_from_prompt,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "documents"
 EVAL = Path(os.environ.get("BATCHNB_EVAL_DIR", "/work/shared/eval"))
 KINDS = {".pdf": "pdf", ".txt": "text", ".md": "markdown", ".html": "html"}
 
@@ -190,7 +190,7 @@ EXPECTED_SAMPLES = {
 
 
 def test_every_sample_is_covered() -> None:
-    shipped = {p.name for p in SAMPLES.iterdir() if p.suffix in KINDS and p.name != "README.md"}
+    shipped = {p.name for p in SAMPLES.iterdir() if p.suffix in KINDS}
     assert shipped == set(EXPECTED_SAMPLES)
 
 

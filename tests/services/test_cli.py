@@ -1,0 +1,101 @@
+"""The `batchnb` command, through click's runner (stdout and stderr kept apart)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from batchnb.cli import main
+
+from .conftest import SAMPLES
+
+PROMPT = "invoice number, date, total"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cli-home"
+    monkeypatch.setenv("BATCHNB_HOME", str(path))
+    monkeypatch.setenv("BATCHNB_HEARTBEAT_SECONDS", "0.5")
+    return path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_submit_prints_only_the_batch_id(home: Path) -> None:
+    result = invoke("submit", str(SAMPLES), "--prompt", PROMPT)
+    assert result.exit_code == 0
+    assert result.stdout.strip().isdigit()
+    assert "queued 7 documents" in result.stderr
+
+
+def test_submit_reports_refused_files_on_stderr(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "empty.pdf"
+    bad.write_bytes(b"")
+    result = invoke(
+        "submit", str(SAMPLES / "maplewood-print-invoice.txt"), str(bad), "--prompt", PROMPT
+    )
+    assert result.exit_code == 0
+    assert result.stdout.strip().isdigit()
+    assert "refused empty.pdf: empty file" in result.stderr
+
+
+def test_status_json_has_the_documented_keys(home: Path) -> None:
+    batch_id = invoke("submit", str(SAMPLES), "--prompt", PROMPT).stdout.strip()
+    result = invoke("status", batch_id, "--json")
+    payload = json.loads(result.stdout)
+    for key in ("pending", "processing", "completed", "failed", "cancelled"):
+        assert key in payload
+    assert payload["pending"] == 7 and payload["total"] == 7
+
+
+def test_health_is_unhealthy_with_work_and_no_consumer(home: Path) -> None:
+    assert invoke("health").exit_code == 0
+    invoke("submit", str(SAMPLES), "--prompt", PROMPT)
+    result = invoke("health", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    assert report["queue_depth"] == {"batch_processing": 7}
+    assert "no consumer" in report["problems"][0]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_run_processes_and_writes_results(home: Path, tmp_path: Path, suffix: str) -> None:
+    output = tmp_path / f"results{suffix}"
+    result = invoke("run", str(SAMPLES), "--prompt", PROMPT, "--output", str(output))
+    assert result.exit_code == 0, result.stderr
+    assert "bluefin-office-supplies-invoice.pdf" in result.stdout
+    assert "BOS-2024-0117" in result.stdout
+    frame = pd.read_csv(output) if suffix == ".csv" else pd.read_json(output)
+    assert len(frame) == 7
+    assert set(frame["status"]) == {"completed"}
+    assert "7 completed, 0 failed" in result.stderr
+    assert invoke("health").exit_code == 0
+
+
+def test_run_rejects_unknown_output_format(home: Path) -> None:
+    result = CliRunner().invoke(main, ["run", str(SAMPLES), "-p", PROMPT, "-o", "out.xlsx"])
+    assert result.exit_code == 2
+    assert "use a .json or .csv file name" in result.stderr
+
+
+def test_domain_errors_are_one_clean_line(home: Path) -> None:
+    result = CliRunner().invoke(main, ["submit", "/nonexistent/*.pdf", "--prompt", PROMPT])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: nothing to process")
+    assert "Traceback" not in result.stderr
+
+
+def test_db_commands(home: Path) -> None:
+    assert "database at revision" in invoke("db", "upgrade").stdout
+    assert "revision None" in invoke("db", "downgrade", "base").stdout
+    current = invoke("db", "current").stdout
+    assert "revision None" in current
+    assert "revision 0001" in invoke("db", "upgrade").stdout
