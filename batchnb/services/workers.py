@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 from batchnb.queue.worker import Worker
 from batchnb.services.workspace import Workspace, default_workspace
+
+# One in-process worker per workspace: a second one would share the runtime's identity and
+# stop signal, so start_worker() hands back the running one instead.
+_in_process: weakref.WeakKeyDictionary[Workspace, Worker] = weakref.WeakKeyDictionary()
+_in_process_lock = threading.Lock()
 
 
 def make_worker(
@@ -31,10 +39,15 @@ def start_worker(
     """Start a worker in background threads of this process and return it.
 
     Meant for notebook kernels: the kernel's own signal handlers are left alone. Call
-    ``worker.stop()`` when done; running items are finished or released.
+    ``worker.stop()`` when done; running items are finished or released. Calling it again
+    while that worker runs returns the same worker.
     """
-    worker = make_worker(
-        workspace or default_workspace(), threads=threads, periodic=periodic, in_process=True
-    )
-    worker.start()
-    return worker
+    workspace = workspace or default_workspace()
+    with _in_process_lock:
+        running = _in_process.get(workspace)
+        if running is not None and running.running:
+            return running
+        worker = make_worker(workspace, threads=threads, periodic=periodic, in_process=True)
+        worker.start()
+        _in_process[workspace] = worker
+        return worker

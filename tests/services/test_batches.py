@@ -166,3 +166,16 @@ def test_redis_queue_end_to_end(redis_workspace: Workspace) -> None:
     finally:
         worker.stop()
     assert progress.completed == 7
+
+
+def test_start_worker_twice_returns_the_running_worker(workspace: Workspace) -> None:
+    first = start_worker(workspace, threads=1)
+    try:
+        assert start_worker(workspace, threads=1) is first
+    finally:
+        first.stop()
+    second = start_worker(workspace, threads=1)
+    try:
+        assert second is not first and second.running
+    finally:
+        second.stop()
