@@ -105,6 +105,7 @@ ACTIVE_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.PROCESSING, ItemStatus.RE
 FINAL_ITEM_STATUSES = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
 _active_sql = "status IN ('pending', 'processing', 'retrying')"
+_ready_sql = "status IN ('pending', 'retrying')"
 _failed_sql = "status = 'failed'"
 
 
@@ -327,11 +328,20 @@ class QueueItem(Base):
     __table_args__ = (
         Index("ix_queue_items_batch_id_status", "batch_id", "status"),
         Index("ix_queue_items_status_updated_at", "status", "updated_at"),
+        # Leasing reads the best ready item straight off this index (see queue/items.py).
         Index(
             "ix_queue_items_ready",
             "queue_name",
-            "priority",
+            text("priority DESC"),
             "scheduled_at",
+            "id",
+            sqlite_where=text(_ready_sql),
+            postgresql_where=text(_ready_sql),
+        ),
+        Index(
+            "ix_queue_items_active",
+            "queue_name",
+            "status",
             sqlite_where=text(_active_sql),
             postgresql_where=text(_active_sql),
         ),

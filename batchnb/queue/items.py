@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
-from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem
+from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, utcnow
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
 
 READY_STATUSES = (ItemStatus.PENDING.value, ItemStatus.RETRYING.value)
@@ -50,6 +50,32 @@ class LeasedItem:
         return self.retry_delay_seconds * self.retry_backoff ** max(self.attempts - 1, 0)
 
 
+def new_item_values(
+    queue_name: str,
+    job_type: str,
+    payload: dict[str, Any],
+    *,
+    owner: str,
+    now: datetime,
+    batch_id: int | None = None,
+    priority: int = 0,
+) -> dict[str, Any]:
+    """Column values of a pending item, for bulk inserts (messages are sent after commit)."""
+    return {
+        "queue_name": queue_name,
+        "job_type": job_type,
+        "payload": payload,
+        "batch_id": batch_id,
+        "owner": owner,
+        "status": ItemStatus.PENDING.value,
+        "priority": priority,
+        "attempts": 0,
+        "scheduled_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def new_item(
     queue_name: str,
     job_type: str,
@@ -62,42 +88,62 @@ def new_item(
 ) -> QueueItem:
     """A pending item, to be added to the caller's session (messages are sent after commit)."""
     return QueueItem(
-        queue_name=queue_name,
-        job_type=job_type,
-        payload=payload,
-        batch_id=batch_id,
-        owner=owner,
-        status=ItemStatus.PENDING.value,
-        priority=priority,
-        attempts=0,
-        scheduled_at=now,
-        created_at=now,
-        updated_at=now,
+        **new_item_values(
+            queue_name,
+            job_type,
+            payload,
+            owner=owner,
+            now=now,
+            batch_id=batch_id,
+            priority=priority,
+        )
     )
 
 
-def get_queue(session: Session, name: str, *, lock: bool = False) -> ProcessingQueue:
-    """The queue's settings row; ``lock`` takes a row lock (PostgreSQL) to serialise leasing."""
-    query = select(ProcessingQueue).where(ProcessingQueue.name == name)
-    if lock:
-        query = query.with_for_update()
-    queue = session.execute(query).scalar_one_or_none()
+def get_queue(session: Session, name: str) -> ProcessingQueue:
+    """The queue's settings row."""
+    queue = session.execute(
+        select(ProcessingQueue).where(ProcessingQueue.name == name)
+    ).scalar_one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {name!r}; run `batchnb db upgrade` to create the defaults")
     return queue
 
 
+# Written out literally (not as bound parameters) so that SQLite can match it with the
+# partial index ix_queue_items_ready and read the best item straight off that index.
+READY_CONDITION = text("queue_items.status IN ('pending', 'retrying')")
+
+
 def lease_next(
-    session: Session, queue_name: str, token: str, lease_seconds: float, now: datetime
+    session: Session,
+    queue_name: str,
+    token: str,
+    lease_seconds: float,
+    now: datetime | None = None,
 ) -> LeasedItem | LeaseRefusal | None:
     """Lease the best ready item of a queue: highest priority, then oldest scheduled.
 
     Returns the leased item, a :class:`LeaseRefusal` when the queue is inactive or at its
     concurrency limit, or ``None`` when nothing is ready. The queue row is locked first, so
     on PostgreSQL concurrent leasers of one queue take turns (SQLite's write lock does the
-    same), which keeps the concurrency limit exact.
+    same), which keeps the concurrency limit exact. The clock is read after the lock, so
+    every item committed before the lease was taken counts as due.
     """
-    queue = get_queue(session, queue_name, lock=True)
+    queue = session.execute(
+        select(
+            ProcessingQueue.active,
+            ProcessingQueue.concurrency_limit,
+            ProcessingQueue.max_attempts,
+            ProcessingQueue.retry_delay_seconds,
+            ProcessingQueue.retry_backoff,
+        )
+        .where(ProcessingQueue.name == queue_name)
+        .with_for_update()
+    ).one_or_none()
+    if queue is None:
+        raise QueueError(f"unknown queue {queue_name!r}; run `batchnb db upgrade`")
+    now = now or utcnow()
     if not queue.active:
         return LeaseRefusal.QUEUE_INACTIVE
     running = session.scalar(
@@ -111,22 +157,16 @@ def lease_next(
     )
     if (running or 0) >= queue.concurrency_limit:
         return LeaseRefusal.AT_CONCURRENCY_LIMIT
-    candidate = session.execute(
-        select(QueueItem)
-        .where(
-            QueueItem.queue_name == queue_name,
-            QueueItem.status.in_(READY_STATUSES),
-            QueueItem.scheduled_at <= now,
-        )
+    best = (
+        select(QueueItem.id)
+        .where(QueueItem.queue_name == queue_name, READY_CONDITION, QueueItem.scheduled_at <= now)
         .order_by(QueueItem.priority.desc(), QueueItem.scheduled_at, QueueItem.id)
         .limit(1)
-    ).scalar_one_or_none()
-    if candidate is None:
-        return None
-    leased = _rowcount(
-        session,
+        .scalar_subquery()
+    )
+    row = session.execute(
         update(QueueItem)
-        .where(QueueItem.id == candidate.id, QueueItem.status.in_(READY_STATUSES))
+        .where(QueueItem.id == best)
         .values(
             status=ItemStatus.PROCESSING.value,
             locked_by=token,
@@ -135,18 +175,26 @@ def lease_next(
             started_at=now,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False),
-    )
-    if leased != 1:
+        .returning(
+            QueueItem.id,
+            QueueItem.job_type,
+            QueueItem.payload,
+            QueueItem.batch_id,
+            QueueItem.owner,
+            QueueItem.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
         return None
     return LeasedItem(
-        id=candidate.id,
+        id=row.id,
         queue_name=queue_name,
-        job_type=candidate.job_type,
-        payload=dict(candidate.payload),
-        batch_id=candidate.batch_id,
-        owner=candidate.owner,
-        attempts=candidate.attempts + 1,
+        job_type=row.job_type,
+        payload=dict(row.payload),
+        batch_id=row.batch_id,
+        owner=row.owner,
+        attempts=row.attempts,
         max_attempts=queue.max_attempts,
         retry_delay_seconds=queue.retry_delay_seconds,
         retry_backoff=queue.retry_backoff,
@@ -315,6 +363,22 @@ def leased_view(session: Session, row: QueueItem) -> LeasedItem:
         retry_backoff=queue.retry_backoff,
         token=row.locked_by or "",
     )
+
+
+def count_ready(session: Session) -> int:
+    """Items waiting for a worker (pending or retrying, due or not), across queues."""
+    return session.scalar(select(func.count()).select_from(QueueItem).where(READY_CONDITION)) or 0
+
+
+def oldest_ready(session: Session, limit: int) -> list[tuple[int, int, datetime]]:
+    """(id, priority, scheduled_at) of the ``limit`` ready items a worker would take first."""
+    rows = session.execute(
+        select(QueueItem.id, QueueItem.priority, QueueItem.scheduled_at)
+        .where(READY_CONDITION)
+        .order_by(QueueItem.scheduled_at, QueueItem.priority.desc(), QueueItem.id)
+        .limit(limit)
+    ).all()
+    return [(row.id, row.priority, row.scheduled_at) for row in rows]
 
 
 def cancel_items(

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from huey import Huey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchnb.db.engine import Database
@@ -31,6 +33,7 @@ from batchnb.queue.transport import send_messages
 log = logging.getLogger(__name__)
 
 BLOCKED_RETRY_SECONDS = 1.0
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 INACTIVE_RETRY_SECONDS = 30.0
 
 
@@ -99,15 +102,19 @@ class QueueRuntime:
 
 def run_message(runtime: QueueRuntime, item_id: int) -> None:
     """Handle one Huey message for ``item_id`` (the Huey task body)."""
-    now = utcnow()
     resend: tuple[int, int, datetime | None] | None = None
     with runtime.db.write() as session:
-        hinted = session.get(QueueItem, item_id)
+        hinted = session.execute(
+            select(
+                QueueItem.queue_name, QueueItem.status, QueueItem.priority, QueueItem.scheduled_at
+            ).where(QueueItem.id == item_id)
+        ).one_or_none()
         if hinted is None:
             return
         leased = items.lease_next(
-            session, hinted.queue_name, runtime.new_token(), runtime.lease_seconds, now
+            session, hinted.queue_name, runtime.new_token(), runtime.lease_seconds
         )
+        now = utcnow()
         if isinstance(leased, items.LeasedItem):
             _handler(runtime, leased.job_type).started(session, leased)
         elif isinstance(leased, items.LeaseRefusal):
@@ -117,10 +124,10 @@ def run_message(runtime: QueueRuntime, item_id: int) -> None:
                 if leased is items.LeaseRefusal.AT_CONCURRENCY_LIMIT
                 else INACTIVE_RETRY_SECONDS
             )
-            resend = (hinted.id, hinted.priority, now + timedelta(seconds=delay))
+            resend = (item_id, hinted.priority, now + timedelta(seconds=delay))
         elif hinted.status in items.READY_STATUSES and hinted.scheduled_at > now:
             # The message came before its item is due (a retry's backoff): wait for it.
-            resend = (hinted.id, hinted.priority, hinted.scheduled_at)
+            resend = (item_id, hinted.priority, hinted.scheduled_at)
     if resend is not None:
         runtime.dispatch([resend])
     if isinstance(leased, items.LeasedItem):
@@ -138,12 +145,17 @@ def _handler(runtime: QueueRuntime, job_type: str) -> JobHandler:
 
 def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
     handler = _handler(runtime, item.job_type)
+    last_check = time.monotonic()
 
     def checkpoint() -> None:
+        nonlocal last_check
         if runtime.stop_event.is_set():
             raise WorkerStoppingError("worker is stopping")
-        with runtime.db.read() as session:
-            items.check_lease(session, item)
+        # Cancelling is rare and a second's delay is invisible; a query per step is not free.
+        if time.monotonic() - last_check >= CHECKPOINT_INTERVAL_SECONDS:
+            last_check = time.monotonic()
+            with runtime.db.read() as session:
+                items.check_lease(session, item)
 
     try:
         output = handler.run(item, checkpoint)
@@ -251,6 +263,30 @@ def reclaim_expired(runtime: QueueRuntime) -> tuple[int, int]:
     if requeued or failed:
         log.warning("reclaimed expired leases: %s requeued, %s failed", len(requeued), failed)
     return len(requeued), failed
+
+
+def redispatch_stranded(runtime: QueueRuntime) -> int:
+    """Send messages for waiting items that have none; returns how many were sent.
+
+    Huey deletes a message when a worker takes it, so a worker killed after taking a message
+    but before leasing an item loses that message, and its item would wait forever. Every
+    waiting item should be matched by a queued message; where the queue holds fewer messages
+    than there are waiting items, the difference is sent again for the items a worker would
+    take first. Messages running in live workers are not counted, so a few extra may go out;
+    an extra message finds nothing to lease and costs one query.
+    """
+    huey = runtime.huey
+    with runtime.db.read() as session:
+        waiting = items.count_ready(session)
+        queued = huey.pending_count() + huey.scheduled_count()
+        missing = waiting - queued
+        if missing <= 0:
+            return 0
+        stranded = items.oldest_ready(session, missing)
+    now = utcnow()
+    runtime.dispatch([(i, p, when if when > now else None) for i, p, when in stranded])
+    log.warning("sent %s messages for waiting items that had none", len(stranded))
+    return len(stranded)
 
 
 def record_heartbeat(runtime: QueueRuntime, touch: Callable[[Session, datetime], None]) -> int:

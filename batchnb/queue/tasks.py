@@ -12,7 +12,12 @@ from pathlib import Path
 from huey import crontab
 
 from batchnb.queue.maintenance import remove_expired_temp_files
-from batchnb.queue.runner import QueueRuntime, reclaim_expired, run_message
+from batchnb.queue.runner import (
+    QueueRuntime,
+    reclaim_expired,
+    redispatch_stranded,
+    run_message,
+)
 from batchnb.queue.stats import aggregate_queue_stats
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ def register_tasks(runtime: QueueRuntime, temp_dir: Path, temp_max_age_hours: fl
     @huey.periodic_task(crontab(minute="*"), name="batchnb.reap_expired_leases")
     def reap_expired_leases() -> None:
         reclaim_expired(runtime)
+        redispatch_stranded(runtime)
 
     @huey.periodic_task(crontab(minute="*/10"), name="batchnb.aggregate_queue_stats")
     def aggregate_stats() -> None:

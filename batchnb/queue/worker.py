@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
-from batchnb.queue.runner import QueueRuntime, reclaim_expired, record_heartbeat, release_held
+from batchnb.queue.runner import (
+    QueueRuntime,
+    reclaim_expired,
+    record_heartbeat,
+    redispatch_stranded,
+    release_held,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ class Worker:
         self.runtime.stop_event.clear()
         self._heartbeat_stop.clear()
         reclaim_expired(self.runtime)
+        redispatch_stranded(self.runtime)
         with self.runtime.db.write() as session:
             session.merge(
                 WorkerRow(

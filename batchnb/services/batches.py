@@ -139,7 +139,9 @@ def submit(
     get_extractor(extractor)
     if isinstance(sources, str | Path | tuple):
         sources = [sources]
-    intake = collect(sources, plan=workspace.plan, storage=workspace.storage)
+    # The stored files are made durable together before any row names them.
+    with workspace.storage.deferred_sync():
+        intake = collect(sources, plan=workspace.plan, storage=workspace.storage)
     if not intake.accepted:
         reasons = "; ".join(f"{r.file_name}: {r.reason}" for r in intake.refused) or "no files"
         raise IntakeError(f"nothing to process: {reasons}")
@@ -214,36 +216,41 @@ def _create_rows(
                 for f in files
             ],
         ).all()
-        item_rows = [
-            items.new_item(
-                BATCH_QUEUE,
-                PROCESS_DOCUMENT,
-                {"document_id": document_id},
-                owner=owner,
-                now=now,
-                batch_id=batch.id,
-                priority=priority,
-            )
-            for document_id in document_ids
-        ]
-        item_ids = session.scalars(
-            insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
-            [_row_dict(row) for row in item_rows],
-        ).all()
-        session.execute(
-            insert(ExtractionJob),
+        job_ids = session.scalars(
+            insert(ExtractionJob).returning(ExtractionJob.id, sort_by_parameter_order=True),
             [
                 {
                     "batch_id": batch.id,
                     "document_id": document_id,
-                    "queue_item_id": item_id,
                     "owner": owner,
                     "status": DocumentStatus.PENDING.value,
                     "extractor": extractor,
                     "created_at": now,
                     "updated_at": now,
                 }
-                for document_id, item_id in zip(document_ids, item_ids, strict=True)
+                for document_id in document_ids
+            ],
+        ).all()
+        item_ids = session.scalars(
+            insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
+            [
+                items.new_item_values(
+                    BATCH_QUEUE,
+                    PROCESS_DOCUMENT,
+                    {"document_id": document_id, "job_id": job_id},
+                    owner=owner,
+                    now=now,
+                    batch_id=batch.id,
+                    priority=priority,
+                )
+                for document_id, job_id in zip(document_ids, job_ids, strict=True)
+            ],
+        ).all()
+        session.execute(
+            update(ExtractionJob),
+            [
+                {"id": job_id, "queue_item_id": item_id}
+                for job_id, item_id in zip(job_ids, item_ids, strict=True)
             ],
         )
         record_event(
@@ -256,11 +263,6 @@ def _create_rows(
         )
         batch_id = batch.id
     return batch_id, [(item_id, priority, None) for item_id in item_ids]
-
-
-def _row_dict(row: QueueItem) -> dict[str, Any]:
-    columns = QueueItem.__table__.columns.keys()
-    return {key: getattr(row, key) for key in columns if getattr(row, key) is not None}
 
 
 def batch_progress(workspace: Workspace, batch_id: int) -> Progress:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from batchnb.db.engine import Database
@@ -47,19 +47,28 @@ class DocumentOutput:
     duration_ms: float
 
 
-def _job_of(session: Session, item: LeasedItem) -> ExtractionJob:
-    return session.execute(
-        select(ExtractionJob).where(
-            ExtractionJob.document_id == item.payload["document_id"],
-            ExtractionJob.queue_item_id == item.id,
-        )
-    ).scalar_one()
-
-
 def refresh_batch_status(session: Session, batch_id: int) -> None:
-    """Derive a batch's status from its documents (a cancelled batch stays cancelled)."""
-    batch = session.get(ExtractionBatch, batch_id)
-    if batch is None or batch.status == BatchStatus.CANCELLED:
+    """Derive a batch's status from its documents (a cancelled batch stays cancelled).
+
+    While any document is open the batch is processing; that is one indexed EXISTS, so
+    finishing each document of a large batch stays cheap. The full count runs once, when the
+    last document closes.
+    """
+    open_statuses = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+    still_open = session.scalar(
+        select(Document.id)
+        .where(Document.batch_id == batch_id, Document.status.in_(open_statuses))
+        .limit(1)
+    )
+    if still_open is not None:
+        session.execute(
+            update(ExtractionBatch)
+            .where(
+                ExtractionBatch.id == batch_id,
+                ExtractionBatch.status == BatchStatus.PENDING.value,
+            )
+            .values(status=BatchStatus.PROCESSING.value)
+        )
         return
     counts = dict(
         session.execute(
@@ -68,45 +77,80 @@ def refresh_batch_status(session: Session, batch_id: int) -> None:
             .group_by(Document.status)
         ).all()
     )
-    open_count = counts.get(DocumentStatus.PENDING, 0) + counts.get(DocumentStatus.PROCESSING, 0)
     total = sum(counts.values())
-    if open_count:
-        status = BatchStatus.PROCESSING
-    elif counts.get(DocumentStatus.FAILED, 0) == total and total:
+    failed = counts.get(DocumentStatus.FAILED, 0)
+    if total and failed == total:
         status = BatchStatus.FAILED
-    elif counts.get(DocumentStatus.FAILED, 0):
+    elif failed:
         status = BatchStatus.COMPLETED_WITH_ERRORS
-    elif counts.get(DocumentStatus.CANCELLED, 0) == total and total:
+    elif total and counts.get(DocumentStatus.CANCELLED, 0) == total:
         status = BatchStatus.CANCELLED
     else:
         status = BatchStatus.COMPLETED
-    if batch.status != status:
-        batch.status = status.value
-        if not open_count:
-            batch.completed_at = utcnow()
+    session.execute(
+        update(ExtractionBatch)
+        .where(
+            ExtractionBatch.id == batch_id,
+            ExtractionBatch.status != BatchStatus.CANCELLED.value,
+        )
+        .values(status=status.value, completed_at=utcnow())
+    )
 
 
 class DocumentJobHandler(JobHandler):
-    """Parse, extract and store one document of a batch."""
+    """Parse, extract and store one document of a batch.
+
+    The item's payload names the document and its job, so every hook is a few updates by
+    primary key.
+    """
 
     def __init__(self, db: Database, storage: Storage) -> None:
         self.db = db
         self.storage = storage
 
-    def _set_document(
-        self, session: Session, item: LeasedItem, status: DocumentStatus, error: str | None
+    @staticmethod
+    def _close(
+        session: Session,
+        item: LeasedItem,
+        status: DocumentStatus,
+        error: str | None,
+        *,
+        finished: bool,
+        job_values: dict[str, Any] | None = None,
+        document_values: dict[str, Any] | None = None,
     ) -> None:
+        now = utcnow()
+        job = {"status": status.value, "error": error, "updated_at": now, **(job_values or {})}
+        if finished:
+            job["finished_at"] = now
+        session.execute(
+            update(ExtractionJob).where(ExtractionJob.id == item.payload["job_id"]).values(**job)
+        )
         session.execute(
             update(Document)
             .where(Document.id == item.payload["document_id"])
-            .values(status=status.value, error=error, updated_at=utcnow())
+            .values(
+                status=status.value,
+                error=error if finished else None,
+                updated_at=now,
+                **(document_values or {}),
+            )
         )
+        if finished and item.batch_id is not None:
+            refresh_batch_status(session, item.batch_id)
 
     def started(self, session: Session, item: LeasedItem) -> None:
-        job = _job_of(session, item)
-        job.status = DocumentStatus.PROCESSING.value
-        job.started_at = utcnow()
-        self._set_document(session, item, DocumentStatus.PROCESSING, None)
+        now = utcnow()
+        session.execute(
+            update(ExtractionJob)
+            .where(ExtractionJob.id == item.payload["job_id"])
+            .values(status=DocumentStatus.PROCESSING.value, started_at=now, updated_at=now)
+        )
+        session.execute(
+            update(Document)
+            .where(Document.id == item.payload["document_id"])
+            .values(status=DocumentStatus.PROCESSING.value, error=None, updated_at=now)
+        )
         if item.batch_id is not None:
             session.execute(
                 update(ExtractionBatch)
@@ -120,19 +164,25 @@ class DocumentJobHandler(JobHandler):
     def run(self, item: LeasedItem, checkpoint: Checkpoint) -> DocumentOutput:
         started = time.perf_counter()
         with self.db.read() as session:
-            document = session.get(Document, item.payload["document_id"])
-            if document is None:
-                raise LookupError(f"document {item.payload['document_id']} no longer exists")
-            batch = document.batch
-            job = _job_of(session, item)
-            prompt = job.prompt or document.prompt or batch.prompt or ""
-            extractor_name = job.extractor
-            storage_key, kind = document.storage_key, document.file_type
+            found = session.execute(
+                select(
+                    Document.storage_key,
+                    Document.file_type,
+                    ExtractionJob.extractor,
+                    func.coalesce(ExtractionJob.prompt, Document.prompt, ExtractionBatch.prompt),
+                )
+                .join(Document, Document.id == ExtractionJob.document_id)
+                .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
+                .where(ExtractionJob.id == item.payload["job_id"])
+            ).one_or_none()
+        if found is None:
+            raise LookupError(f"job {item.payload['job_id']} no longer exists")
+        storage_key, kind, extractor_name, prompt = found
         data = self.storage.read(storage_key)
         checkpoint()
         parsed = parse_document(data, kind)
         checkpoint()
-        schema = schema_from_prompt(prompt)
+        schema = schema_from_prompt(prompt or "")
         result = get_extractor(extractor_name).extract(parsed, schema)
         return DocumentOutput(
             data=result.data(),
@@ -145,13 +195,12 @@ class DocumentJobHandler(JobHandler):
         )
 
     def succeeded(self, session: Session, item: LeasedItem, output: DocumentOutput) -> None:
-        job = _job_of(session, item)
         now = utcnow()
-        session.add(
-            ExtractedData(
-                job_id=job.id,
-                document_id=job.document_id,
-                batch_id=job.batch_id,
+        session.execute(
+            insert(ExtractedData).values(
+                job_id=item.payload["job_id"],
+                document_id=item.payload["document_id"],
+                batch_id=item.batch_id,
                 data=output.data,
                 evidence=output.evidence,
                 schema=output.schema,
@@ -159,46 +208,24 @@ class DocumentJobHandler(JobHandler):
                 created_at=now,
             )
         )
-        job.status = DocumentStatus.COMPLETED.value
-        job.parser = output.parser
-        job.error = None
-        job.finished_at = now
-        job.duration_ms = output.duration_ms
-        session.execute(
-            update(Document)
-            .where(Document.id == job.document_id)
-            .values(
-                status=DocumentStatus.COMPLETED.value,
-                error=None,
-                page_count=output.page_count,
-                updated_at=now,
-            )
+        self._close(
+            session,
+            item,
+            DocumentStatus.COMPLETED,
+            None,
+            finished=True,
+            job_values={"parser": output.parser, "duration_ms": output.duration_ms},
+            document_values={"page_count": output.page_count},
         )
-        session.flush()
-        refresh_batch_status(session, job.batch_id)
 
     def failed(self, session: Session, item: LeasedItem, error: str) -> None:
-        job = _job_of(session, item)
-        job.status = DocumentStatus.FAILED.value
-        job.error = error
-        job.finished_at = utcnow()
-        self._set_document(session, item, DocumentStatus.FAILED, error)
-        session.flush()
-        refresh_batch_status(session, job.batch_id)
+        self._close(session, item, DocumentStatus.FAILED, error, finished=True)
 
     def requeued(self, session: Session, item: LeasedItem, reason: str) -> None:
-        job = _job_of(session, item)
-        job.status = DocumentStatus.PENDING.value
-        job.error = reason
-        self._set_document(session, item, DocumentStatus.PENDING, None)
+        self._close(session, item, DocumentStatus.PENDING, reason, finished=False)
 
     def cancelled(self, session: Session, item: LeasedItem) -> None:
-        job = _job_of(session, item)
-        job.status = DocumentStatus.CANCELLED.value
-        job.finished_at = utcnow()
-        self._set_document(session, item, DocumentStatus.CANCELLED, None)
-        session.flush()
-        refresh_batch_status(session, job.batch_id)
+        self._close(session, item, DocumentStatus.CANCELLED, None, finished=True)
 
 
 def job_handlers(db: Database, storage: Storage) -> dict[str, JobHandler]:

@@ -162,3 +162,14 @@ def test_unusable_urls_are_configuration_errors() -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_deferred_sync_stores_everything_and_syncs_once_at_the_end(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path / "store"))
+    with storage.deferred_sync():
+        stored = [storage.put(f"document {n}".encode()) for n in range(20)]
+        with storage.deferred_sync():  # nested blocks join the outer one
+            stored.append(storage.put(b"nested"))
+    assert [storage.read(s.key) for s in stored[:2]] == [b"document 0", b"document 1"]
+    assert storage.read(stored[-1].key) == b"nested"
+    assert not any((tmp_path / "store" / "tmp").iterdir())

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from batchnb.db.models import AuditEvent, QueueItem, utcnow
 from batchnb.queue import items
-from batchnb.queue.runner import reclaim_expired
+from batchnb.queue.runner import reclaim_expired, redispatch_stranded
 
 from .conftest import QueueHarness, make_harness
 
@@ -188,3 +188,21 @@ def test_leases_are_extended_while_running(database, tmp_path) -> None:  # type:
     finally:
         for worker in h.workers:
             worker.stop()
+
+
+def test_items_whose_messages_were_lost_are_sent_again(harness: QueueHarness) -> None:
+    # As if a worker took the messages and was killed before leasing anything.
+    ids = [harness.add(send=False) for _ in range(3)]
+    sent_before = harness.add()
+    assert redispatch_stranded(harness.runtime) == 3
+    assert redispatch_stranded(harness.runtime) == 0
+    harness.start_worker(threads=2)
+    harness.wait_final([*ids, sent_before])
+    assert [_done_count(harness, i) for i in [*ids, sent_before]] == [1, 1, 1, 1]
+
+
+def test_worker_start_resends_lost_messages(harness: QueueHarness) -> None:
+    ids = [harness.add(send=False) for _ in range(2)]
+    harness.start_worker()
+    harness.wait_final(ids)
+    assert all(harness.item(i).status == "completed" for i in ids)

@@ -32,6 +32,7 @@ UTC_DATETIME = sa.DateTime(timezone=True)
 
 ACTIVE_SQL = "status IN ('pending', 'processing', 'retrying')"
 FAILED_SQL = "status = 'failed'"
+READY_SQL = "status IN ('pending', 'retrying')"
 
 DEFAULT_QUEUES = (
     {
@@ -208,7 +209,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_queue_items_ready",
         "queue_items",
-        ["queue_name", "priority", "scheduled_at"],
+        ["queue_name", sa.text("priority DESC"), "scheduled_at", "id"],
+        sqlite_where=sa.text(READY_SQL),
+        postgresql_where=sa.text(READY_SQL),
+    )
+    op.create_index(
+        "ix_queue_items_active",
+        "queue_items",
+        ["queue_name", "status"],
         sqlite_where=sa.text(ACTIVE_SQL),
         postgresql_where=sa.text(ACTIVE_SQL),
     )
