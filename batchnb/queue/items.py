@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, text, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, utcnow
+from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, UTCDateTime, utcnow
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
 
 READY_STATUSES = (ItemStatus.PENDING.value, ItemStatus.RETRYING.value)
@@ -113,6 +113,84 @@ def get_queue(session: Session, name: str) -> ProcessingQueue:
 # Written out literally (not as bound parameters) so that SQLite can match it with the
 # partial index ix_queue_items_ready and read the best item straight off that index.
 READY_CONDITION = text("queue_items.status IN ('pending', 'retrying')")
+_PROCESSING_CONDITION = text("queue_items.status = 'processing'")
+
+# The hot path (lease, finish, checkpoint) runs Core statements built once: building and
+# hashing a statement per call cost more than the database work itself.
+_items = cast(Table, QueueItem.__table__)
+_queues = cast(Table, ProcessingQueue.__table__)
+
+_LOCK_QUEUE = (
+    select(
+        _queues.c.active,
+        _queues.c.concurrency_limit,
+        _queues.c.max_attempts,
+        _queues.c.retry_delay_seconds,
+        _queues.c.retry_backoff,
+    )
+    .where(_queues.c.name == bindparam("queue"))
+    .with_for_update()
+)
+_COUNT_RUNNING = (
+    select(func.count())
+    .select_from(_items)
+    .where(
+        _items.c.queue_name == bindparam("queue"),
+        _PROCESSING_CONDITION,
+        _items.c.locked_until > bindparam("now", type_=UTCDateTime()),
+    )
+)
+_BEST_READY = (
+    select(_items.c.id)
+    .where(
+        _items.c.queue_name == bindparam("queue"),
+        READY_CONDITION,
+        _items.c.scheduled_at <= bindparam("now", type_=UTCDateTime()),
+    )
+    .order_by(_items.c.priority.desc(), _items.c.scheduled_at, _items.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+_LEASE = (
+    update(_items)
+    .where(_items.c.id == _BEST_READY)
+    .values(
+        status=ItemStatus.PROCESSING.value,
+        locked_by=bindparam("token"),
+        locked_until=bindparam("until", type_=UTCDateTime()),
+        attempts=_items.c.attempts + 1,
+        started_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+    .returning(
+        _items.c.id,
+        _items.c.job_type,
+        _items.c.payload,
+        _items.c.batch_id,
+        _items.c.owner,
+        _items.c.attempts,
+    )
+)
+_HELD = and_(
+    _items.c.id == bindparam("item_id"),
+    _items.c.locked_by == bindparam("token"),
+    _PROCESSING_CONDITION,
+)
+_FINISH = (
+    update(_items)
+    .where(_HELD)
+    .values(
+        status=bindparam("new_status"),
+        locked_by=None,
+        locked_until=None,
+        finished_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        last_error=bindparam("error"),
+    )
+)
+_LEASE_STATE = select(_items.c.status, _items.c.locked_by).where(
+    _items.c.id == bindparam("item_id")
+)
 
 
 def lease_next(
@@ -130,60 +208,24 @@ def lease_next(
     same), which keeps the concurrency limit exact. The clock is read after the lock, so
     every item committed before the lease was taken counts as due.
     """
-    queue = session.execute(
-        select(
-            ProcessingQueue.active,
-            ProcessingQueue.concurrency_limit,
-            ProcessingQueue.max_attempts,
-            ProcessingQueue.retry_delay_seconds,
-            ProcessingQueue.retry_backoff,
-        )
-        .where(ProcessingQueue.name == queue_name)
-        .with_for_update()
-    ).one_or_none()
+    connection = session.connection()
+    queue = connection.execute(_LOCK_QUEUE, {"queue": queue_name}).one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {queue_name!r}; run `batchnb db upgrade`")
     now = now or utcnow()
     if not queue.active:
         return LeaseRefusal.QUEUE_INACTIVE
-    running = session.scalar(
-        select(func.count())
-        .select_from(QueueItem)
-        .where(
-            QueueItem.queue_name == queue_name,
-            QueueItem.status == ItemStatus.PROCESSING.value,
-            QueueItem.locked_until > now,
-        )
-    )
+    running = connection.execute(_COUNT_RUNNING, {"queue": queue_name, "now": now}).scalar()
     if (running or 0) >= queue.concurrency_limit:
         return LeaseRefusal.AT_CONCURRENCY_LIMIT
-    best = (
-        select(QueueItem.id)
-        .where(QueueItem.queue_name == queue_name, READY_CONDITION, QueueItem.scheduled_at <= now)
-        .order_by(QueueItem.priority.desc(), QueueItem.scheduled_at, QueueItem.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = session.execute(
-        update(QueueItem)
-        .where(QueueItem.id == best)
-        .values(
-            status=ItemStatus.PROCESSING.value,
-            locked_by=token,
-            locked_until=now + timedelta(seconds=lease_seconds),
-            attempts=QueueItem.attempts + 1,
-            started_at=now,
-            updated_at=now,
-        )
-        .returning(
-            QueueItem.id,
-            QueueItem.job_type,
-            QueueItem.payload,
-            QueueItem.batch_id,
-            QueueItem.owner,
-            QueueItem.attempts,
-        )
-        .execution_options(synchronize_session=False)
+    row = connection.execute(
+        _LEASE,
+        {
+            "queue": queue_name,
+            "now": now,
+            "token": token,
+            "until": now + timedelta(seconds=lease_seconds),
+        },
     ).one_or_none()
     if row is None:
         return None
@@ -218,9 +260,7 @@ def _held(item: LeasedItem) -> Any:
 
 def check_lease(session: Session, item: LeasedItem) -> None:
     """Raise if the item was cancelled or this worker no longer holds it (a checkpoint)."""
-    row = session.execute(
-        select(QueueItem.status, QueueItem.locked_by).where(QueueItem.id == item.id)
-    ).one_or_none()
+    row = session.connection().execute(_LEASE_STATE, {"item_id": item.id}).one_or_none()
     if row is None:
         raise CancelledError(f"queue item {item.id} was deleted")
     if row.status == ItemStatus.CANCELLED.value:
@@ -233,21 +273,20 @@ def finish(
     session: Session, item: LeasedItem, status: ItemStatus, now: datetime, error: str | None = None
 ) -> bool:
     """Move a held item to a final status; False when the lease was lost (nothing changed)."""
-    result = _rowcount(
-        session,
-        update(QueueItem)
-        .where(_held(item))
-        .values(
-            status=status.value,
-            locked_by=None,
-            locked_until=None,
-            finished_at=now,
-            updated_at=now,
-            last_error=error,
-        )
-        .execution_options(synchronize_session=False),
+    result = cast(
+        CursorResult[Any],
+        session.connection().execute(
+            _FINISH,
+            {
+                "item_id": item.id,
+                "token": item.token,
+                "new_status": status.value,
+                "now": now,
+                "error": error,
+            },
+        ),
     )
-    return result == 1
+    return result.rowcount == 1
 
 
 def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from huey import Huey
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from batchnb.db.engine import Database
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 BLOCKED_RETRY_SECONDS = 1.0
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 INACTIVE_RETRY_SECONDS = 30.0
+
+
+_HINTED_ITEM = select(
+    QueueItem.queue_name, QueueItem.status, QueueItem.priority, QueueItem.scheduled_at
+).where(QueueItem.id == bindparam("item_id"))
 
 
 class WorkerStoppingError(Exception):
@@ -104,11 +109,7 @@ def run_message(runtime: QueueRuntime, item_id: int) -> None:
     """Handle one Huey message for ``item_id`` (the Huey task body)."""
     resend: tuple[int, int, datetime | None] | None = None
     with runtime.db.write() as session:
-        hinted = session.execute(
-            select(
-                QueueItem.queue_name, QueueItem.status, QueueItem.priority, QueueItem.scheduled_at
-            ).where(QueueItem.id == item_id)
-        ).one_or_none()
+        hinted = session.connection().execute(_HINTED_ITEM, {"item_id": item_id}).one_or_none()
         if hinted is None:
             return
         leased = items.lease_next(

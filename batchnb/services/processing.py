@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from batchnb.db.engine import Database
@@ -47,36 +47,90 @@ class DocumentOutput:
     duration_ms: float
 
 
+# Every hook below runs once per document, so its statements are built once (building and
+# hashing a statement per call costs more than executing it).
+_OPEN_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+_ANY_OPEN_DOCUMENT = (
+    select(Document.id)
+    .where(Document.batch_id == bindparam("batch"), Document.status.in_(_OPEN_STATUSES))
+    .limit(1)
+)
+_DOCUMENT_COUNTS = (
+    select(Document.status, func.count())
+    .where(Document.batch_id == bindparam("batch"))
+    .group_by(Document.status)
+)
+_MARK_BATCH_PROCESSING = (
+    update(ExtractionBatch)
+    .where(
+        ExtractionBatch.id == bindparam("batch"),
+        ExtractionBatch.status == BatchStatus.PENDING.value,
+    )
+    .values(status=BatchStatus.PROCESSING.value)
+)
+_CLOSE_BATCH = (
+    update(ExtractionBatch)
+    .where(
+        ExtractionBatch.id == bindparam("batch"),
+        ExtractionBatch.status != BatchStatus.CANCELLED.value,
+    )
+    .values(status=bindparam("new_status"), completed_at=bindparam("now"))
+)
+_START_JOB = (
+    update(ExtractionJob)
+    .where(ExtractionJob.id == bindparam("job"))
+    .values(
+        status=DocumentStatus.PROCESSING.value,
+        started_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+_SET_JOB = (
+    update(ExtractionJob)
+    .where(ExtractionJob.id == bindparam("job"))
+    .values(
+        status=bindparam("new_status"), error=bindparam("new_error"), updated_at=bindparam("now")
+    )
+)
+_FINISH_JOB = _SET_JOB.values(
+    finished_at=bindparam("now"),
+    parser=bindparam("new_parser"),
+    duration_ms=bindparam("new_duration"),
+)
+_SET_DOCUMENT = (
+    update(Document)
+    .where(Document.id == bindparam("document"))
+    .values(
+        status=bindparam("new_status"), error=bindparam("new_error"), updated_at=bindparam("now")
+    )
+)
+_FINISH_DOCUMENT = _SET_DOCUMENT.values(page_count=bindparam("new_pages"))
+_JOB_INPUTS = (
+    select(
+        Document.storage_key,
+        Document.file_type,
+        ExtractionJob.extractor,
+        func.coalesce(ExtractionJob.prompt, Document.prompt, ExtractionBatch.prompt),
+    )
+    .join(Document, Document.id == ExtractionJob.document_id)
+    .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
+    .where(ExtractionJob.id == bindparam("job"))
+)
+_INSERT_RESULT = insert(ExtractedData)
+
+
 def refresh_batch_status(session: Session, batch_id: int) -> None:
     """Derive a batch's status from its documents (a cancelled batch stays cancelled).
 
-    While any document is open the batch is processing; that is one indexed EXISTS, so
+    While any document is open the batch is processing; that is one indexed lookup, so
     finishing each document of a large batch stays cheap. The full count runs once, when the
     last document closes.
     """
-    open_statuses = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
-    still_open = session.scalar(
-        select(Document.id)
-        .where(Document.batch_id == batch_id, Document.status.in_(open_statuses))
-        .limit(1)
-    )
-    if still_open is not None:
-        session.execute(
-            update(ExtractionBatch)
-            .where(
-                ExtractionBatch.id == batch_id,
-                ExtractionBatch.status == BatchStatus.PENDING.value,
-            )
-            .values(status=BatchStatus.PROCESSING.value)
-        )
+    connection = session.connection()
+    if connection.execute(_ANY_OPEN_DOCUMENT, {"batch": batch_id}).first() is not None:
+        connection.execute(_MARK_BATCH_PROCESSING, {"batch": batch_id})
         return
-    counts = dict(
-        session.execute(
-            select(Document.status, func.count())
-            .where(Document.batch_id == batch_id)
-            .group_by(Document.status)
-        ).all()
-    )
+    counts = dict(connection.execute(_DOCUMENT_COUNTS, {"batch": batch_id}).all())
     total = sum(counts.values())
     failed = counts.get(DocumentStatus.FAILED, 0)
     if total and failed == total:
@@ -87,13 +141,8 @@ def refresh_batch_status(session: Session, batch_id: int) -> None:
         status = BatchStatus.CANCELLED
     else:
         status = BatchStatus.COMPLETED
-    session.execute(
-        update(ExtractionBatch)
-        .where(
-            ExtractionBatch.id == batch_id,
-            ExtractionBatch.status != BatchStatus.CANCELLED.value,
-        )
-        .values(status=status.value, completed_at=utcnow())
+    connection.execute(
+        _CLOSE_BATCH, {"batch": batch_id, "new_status": status.value, "now": utcnow()}
     )
 
 
@@ -114,67 +163,56 @@ class DocumentJobHandler(JobHandler):
         item: LeasedItem,
         status: DocumentStatus,
         error: str | None,
-        *,
-        finished: bool,
-        job_values: dict[str, Any] | None = None,
-        document_values: dict[str, Any] | None = None,
+        output: DocumentOutput | None = None,
     ) -> None:
+        """Record a final status on the job and the document, then on the batch."""
+        connection = session.connection()
         now = utcnow()
-        job = {"status": status.value, "error": error, "updated_at": now, **(job_values or {})}
-        if finished:
-            job["finished_at"] = now
-        session.execute(
-            update(ExtractionJob).where(ExtractionJob.id == item.payload["job_id"]).values(**job)
+        common = {"new_status": status.value, "new_error": error, "now": now}
+        connection.execute(
+            _FINISH_JOB,
+            {
+                **common,
+                "job": item.payload["job_id"],
+                "new_parser": output.parser if output else None,
+                "new_duration": output.duration_ms if output else None,
+            },
         )
-        session.execute(
-            update(Document)
-            .where(Document.id == item.payload["document_id"])
-            .values(
-                status=status.value,
-                error=error if finished else None,
-                updated_at=now,
-                **(document_values or {}),
-            )
+        connection.execute(
+            _FINISH_DOCUMENT,
+            {
+                **common,
+                "document": item.payload["document_id"],
+                "new_pages": output.page_count if output else None,
+            },
         )
-        if finished and item.batch_id is not None:
+        if item.batch_id is not None:
             refresh_batch_status(session, item.batch_id)
 
     def started(self, session: Session, item: LeasedItem) -> None:
+        connection = session.connection()
         now = utcnow()
-        session.execute(
-            update(ExtractionJob)
-            .where(ExtractionJob.id == item.payload["job_id"])
-            .values(status=DocumentStatus.PROCESSING.value, started_at=now, updated_at=now)
-        )
-        session.execute(
-            update(Document)
-            .where(Document.id == item.payload["document_id"])
-            .values(status=DocumentStatus.PROCESSING.value, error=None, updated_at=now)
+        connection.execute(_START_JOB, {"job": item.payload["job_id"], "now": now})
+        connection.execute(
+            _SET_DOCUMENT,
+            {
+                "document": item.payload["document_id"],
+                "new_status": DocumentStatus.PROCESSING.value,
+                "new_error": None,
+                "now": now,
+            },
         )
         if item.batch_id is not None:
-            session.execute(
-                update(ExtractionBatch)
-                .where(
-                    ExtractionBatch.id == item.batch_id,
-                    ExtractionBatch.status == BatchStatus.PENDING.value,
-                )
-                .values(status=BatchStatus.PROCESSING.value)
-            )
+            connection.execute(_MARK_BATCH_PROCESSING, {"batch": item.batch_id})
 
     def run(self, item: LeasedItem, checkpoint: Checkpoint) -> DocumentOutput:
         started = time.perf_counter()
         with self.db.read() as session:
-            found = session.execute(
-                select(
-                    Document.storage_key,
-                    Document.file_type,
-                    ExtractionJob.extractor,
-                    func.coalesce(ExtractionJob.prompt, Document.prompt, ExtractionBatch.prompt),
-                )
-                .join(Document, Document.id == ExtractionJob.document_id)
-                .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
-                .where(ExtractionJob.id == item.payload["job_id"])
-            ).one_or_none()
+            found = (
+                session.connection()
+                .execute(_JOB_INPUTS, {"job": item.payload["job_id"]})
+                .one_or_none()
+            )
         if found is None:
             raise LookupError(f"job {item.payload['job_id']} no longer exists")
         storage_key, kind, extractor_name, prompt = found
@@ -195,37 +233,45 @@ class DocumentJobHandler(JobHandler):
         )
 
     def succeeded(self, session: Session, item: LeasedItem, output: DocumentOutput) -> None:
-        now = utcnow()
-        session.execute(
-            insert(ExtractedData).values(
-                job_id=item.payload["job_id"],
-                document_id=item.payload["document_id"],
-                batch_id=item.batch_id,
-                data=output.data,
-                evidence=output.evidence,
-                schema=output.schema,
-                confidence=output.confidence,
-                created_at=now,
-            )
+        session.connection().execute(
+            _INSERT_RESULT,
+            {
+                "job_id": item.payload["job_id"],
+                "document_id": item.payload["document_id"],
+                "batch_id": item.batch_id,
+                "data": output.data,
+                "evidence": output.evidence,
+                "schema": output.schema,
+                "confidence": output.confidence,
+                "created_at": utcnow(),
+            },
         )
-        self._close(
-            session,
-            item,
-            DocumentStatus.COMPLETED,
-            None,
-            finished=True,
-            job_values={"parser": output.parser, "duration_ms": output.duration_ms},
-            document_values={"page_count": output.page_count},
-        )
+        self._close(session, item, DocumentStatus.COMPLETED, None, output)
 
     def failed(self, session: Session, item: LeasedItem, error: str) -> None:
-        self._close(session, item, DocumentStatus.FAILED, error, finished=True)
+        self._close(session, item, DocumentStatus.FAILED, error)
 
     def requeued(self, session: Session, item: LeasedItem, reason: str) -> None:
-        self._close(session, item, DocumentStatus.PENDING, reason, finished=False)
+        # Back to waiting: the document shows no error; the job keeps why it was requeued.
+        connection = session.connection()
+        now = utcnow()
+        pending = DocumentStatus.PENDING.value
+        connection.execute(
+            _SET_JOB,
+            {"job": item.payload["job_id"], "new_status": pending, "new_error": reason, "now": now},
+        )
+        connection.execute(
+            _SET_DOCUMENT,
+            {
+                "document": item.payload["document_id"],
+                "new_status": pending,
+                "new_error": None,
+                "now": now,
+            },
+        )
 
     def cancelled(self, session: Session, item: LeasedItem) -> None:
-        self._close(session, item, DocumentStatus.CANCELLED, None, finished=True)
+        self._close(session, item, DocumentStatus.CANCELLED, None)
 
 
 def job_handlers(db: Database, storage: Storage) -> dict[str, JobHandler]:
