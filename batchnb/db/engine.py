@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,6 +100,18 @@ class Database:
         """A session in one write transaction, committed on success, rolled back on error."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction (the queue's hot path: no ORM session)."""
+        with self._write_engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection for reads; its transaction ends with the block."""
+        with self.engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection (call before forking or at the end of a test)."""

@@ -9,6 +9,7 @@ with the confidence a match on it deserves.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -192,9 +193,14 @@ def _concept_from_words(words: set[str], field_type: str) -> Concept | None:
     return next((CONCEPTS[name] for name, matched in rules if matched), None)
 
 
-def label_variants(field: Field) -> list[LabelVariant]:
+@functools.lru_cache(maxsize=1024)
+def label_variants(field: Field) -> tuple[LabelVariant, ...]:
     """Labels to look for, most specific first: the user's label, its concept's synonyms,
-    the field description, and for unknown multi-word labels their head word."""
+    the field description, and for unknown multi-word labels their head word.
+
+    Cached: every document of a batch asks for the same fields, and compiling the patterns
+    cost more than searching with them.
+    """
     user_label = " ".join(words_of(field.label.rstrip("?"))) or field.name.replace("_", " ")
     user_words = set(user_label.split())
     concept = concept_for(field)
@@ -213,9 +219,9 @@ def label_variants(field: Field) -> list[LabelVariant]:
     if concept is None and len(user_words) > 1 and head not in _GENERIC_WORDS | variants.keys():
         variants[head] = HEAD_WORD_CONFIDENCE
     ordered = sorted(variants.items(), key=lambda item: -len(item[0].split()))
-    return [
+    return tuple(
         LabelVariant(text, conf, label_pattern(text), text.split()[0]) for text, conf in ordered
-    ]
+    )
 
 
 def label_pattern(label: str) -> re.Pattern[str]:

@@ -1,7 +1,7 @@
 """Database operations on ``queue_items``: the truth about every unit of work.
 
 Every state change is a conditional UPDATE, so two workers can never both own an item and a
-worker that lost its lease can never overwrite what another wrote. Callers pass the session;
+worker that lost its lease can never overwrite what another wrote. Callers pass the connection;
 each function is one step of a transaction the caller commits.
 """
 
@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
 from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, UTCDateTime, utcnow
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
@@ -86,7 +96,7 @@ def new_item(
     batch_id: int | None = None,
     priority: int = 0,
 ) -> QueueItem:
-    """A pending item, to be added to the caller's session (messages are sent after commit)."""
+    """A pending item, to be added to the caller's connection (messages are sent after commit)."""
     return QueueItem(
         **new_item_values(
             queue_name,
@@ -100,11 +110,9 @@ def new_item(
     )
 
 
-def get_queue(session: Session, name: str) -> ProcessingQueue:
+def get_queue(connection: Connection, name: str) -> Row[Any]:
     """The queue's settings row."""
-    queue = session.execute(
-        select(ProcessingQueue).where(ProcessingQueue.name == name)
-    ).scalar_one_or_none()
+    queue = connection.execute(select(_queues).where(_queues.c.name == name)).one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {name!r}; run `batchnb db upgrade` to create the defaults")
     return queue
@@ -194,7 +202,7 @@ _LEASE_STATE = select(_items.c.status, _items.c.locked_by).where(
 
 
 def lease_next(
-    session: Session,
+    connection: Connection,
     queue_name: str,
     token: str,
     lease_seconds: float,
@@ -208,7 +216,6 @@ def lease_next(
     same), which keeps the concurrency limit exact. The clock is read after the lock, so
     every item committed before the lease was taken counts as due.
     """
-    connection = session.connection()
     queue = connection.execute(_LOCK_QUEUE, {"queue": queue_name}).one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {queue_name!r}; run `batchnb db upgrade`")
@@ -244,9 +251,9 @@ def lease_next(
     )
 
 
-def _rowcount(session: Session, statement: Any) -> int:
+def _rowcount(connection: Connection, statement: Any) -> int:
     """Rows an UPDATE changed (the conditional updates decide ownership by this count)."""
-    result = cast(CursorResult[Any], session.execute(statement))
+    result = cast(CursorResult[Any], connection.execute(statement))
     return result.rowcount
 
 
@@ -258,9 +265,9 @@ def _held(item: LeasedItem) -> Any:
     )
 
 
-def check_lease(session: Session, item: LeasedItem) -> None:
+def check_lease(connection: Connection, item: LeasedItem) -> None:
     """Raise if the item was cancelled or this worker no longer holds it (a checkpoint)."""
-    row = session.connection().execute(_LEASE_STATE, {"item_id": item.id}).one_or_none()
+    row = connection.execute(_LEASE_STATE, {"item_id": item.id}).one_or_none()
     if row is None:
         raise CancelledError(f"queue item {item.id} was deleted")
     if row.status == ItemStatus.CANCELLED.value:
@@ -270,12 +277,16 @@ def check_lease(session: Session, item: LeasedItem) -> None:
 
 
 def finish(
-    session: Session, item: LeasedItem, status: ItemStatus, now: datetime, error: str | None = None
+    connection: Connection,
+    item: LeasedItem,
+    status: ItemStatus,
+    now: datetime,
+    error: str | None = None,
 ) -> bool:
     """Move a held item to a final status; False when the lease was lost (nothing changed)."""
     result = cast(
         CursorResult[Any],
-        session.connection().execute(
+        connection.execute(
             _FINISH,
             {
                 "item_id": item.id,
@@ -289,10 +300,10 @@ def finish(
     return result.rowcount == 1
 
 
-def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:
+def finish_cancelled(connection: Connection, item: LeasedItem, now: datetime) -> bool:
     """Clear the lease of an item that was cancelled while it ran."""
     result = _rowcount(
-        session,
+        connection,
         update(QueueItem)
         .where(
             QueueItem.id == item.id,
@@ -306,12 +317,12 @@ def finish_cancelled(session: Session, item: LeasedItem, now: datetime) -> bool:
 
 
 def schedule_retry(
-    session: Session, item: LeasedItem, error: str, now: datetime
+    connection: Connection, item: LeasedItem, error: str, now: datetime
 ) -> datetime | None:
     """Put a held item back as ``retrying`` after its backoff; None when the lease was lost."""
     when = now + timedelta(seconds=item.retry_delay())
     result = _rowcount(
-        session,
+        connection,
         update(QueueItem)
         .where(_held(item))
         .values(
@@ -328,11 +339,11 @@ def schedule_retry(
 
 
 def release(
-    session: Session, item: LeasedItem, now: datetime, *, count_attempt: bool = False
+    connection: Connection, item: LeasedItem, now: datetime, *, count_attempt: bool = False
 ) -> bool:
     """Give a held item back as pending; a graceful stop does not count the attempt."""
     result = _rowcount(
-        session,
+        connection,
         update(QueueItem)
         .where(_held(item))
         .values(
@@ -347,10 +358,12 @@ def release(
     return result == 1
 
 
-def extend_leases(session: Session, worker_id: str, lease_seconds: float, now: datetime) -> int:
+def extend_leases(
+    connection: Connection, worker_id: str, lease_seconds: float, now: datetime
+) -> int:
     """Extend every lease this worker holds (called from its heartbeat)."""
     result = _rowcount(
-        session,
+        connection,
         update(QueueItem)
         .where(
             QueueItem.locked_by.like(f"{worker_id}#%"),
@@ -362,33 +375,33 @@ def extend_leases(session: Session, worker_id: str, lease_seconds: float, now: d
     return result
 
 
-def held_by_worker(session: Session, worker_id: str) -> list[QueueItem]:
+def held_by_worker(connection: Connection, worker_id: str) -> list[Row[Any]]:
     """Items this worker still holds (used to release them when it stops)."""
     return list(
-        session.execute(
-            select(QueueItem).where(
-                QueueItem.locked_by.like(f"{worker_id}#%"),
-                QueueItem.status == ItemStatus.PROCESSING.value,
+        connection.execute(
+            select(_items).where(
+                _items.c.locked_by.like(f"{worker_id}#%"),
+                _items.c.status == ItemStatus.PROCESSING.value,
             )
-        ).scalars()
+        ).all()
     )
 
 
-def expired_leases(session: Session, now: datetime, limit: int = 1000) -> list[QueueItem]:
+def expired_leases(connection: Connection, now: datetime, limit: int = 1000) -> list[Row[Any]]:
     """Items whose worker stopped extending its lease (crashed, killed, or hung)."""
     return list(
-        session.execute(
-            select(QueueItem)
-            .where(QueueItem.status == ItemStatus.PROCESSING.value, QueueItem.locked_until < now)
-            .order_by(QueueItem.id)
+        connection.execute(
+            select(_items)
+            .where(_items.c.status == ItemStatus.PROCESSING.value, _items.c.locked_until < now)
+            .order_by(_items.c.id)
             .limit(limit)
-        ).scalars()
+        ).all()
     )
 
 
-def leased_view(session: Session, row: QueueItem) -> LeasedItem:
+def leased_view(connection: Connection, row: Row[Any]) -> LeasedItem:
     """A :class:`LeasedItem` for a row someone else leased (the reaper acts on its behalf)."""
-    queue = get_queue(session, row.queue_name)
+    queue = get_queue(connection, row.queue_name)
     return LeasedItem(
         id=row.id,
         queue_name=row.queue_name,
@@ -404,14 +417,16 @@ def leased_view(session: Session, row: QueueItem) -> LeasedItem:
     )
 
 
-def count_ready(session: Session) -> int:
+def count_ready(connection: Connection) -> int:
     """Items waiting for a worker (pending or retrying, due or not), across queues."""
-    return session.scalar(select(func.count()).select_from(QueueItem).where(READY_CONDITION)) or 0
+    return (
+        connection.scalar(select(func.count()).select_from(QueueItem).where(READY_CONDITION)) or 0
+    )
 
 
-def oldest_ready(session: Session, limit: int) -> list[tuple[int, int, datetime]]:
+def oldest_ready(connection: Connection, limit: int) -> list[tuple[int, int, datetime]]:
     """(id, priority, scheduled_at) of the ``limit`` ready items a worker would take first."""
-    rows = session.execute(
+    rows = connection.execute(
         select(QueueItem.id, QueueItem.priority, QueueItem.scheduled_at)
         .where(READY_CONDITION)
         .order_by(QueueItem.scheduled_at, QueueItem.priority.desc(), QueueItem.id)
@@ -421,7 +436,7 @@ def oldest_ready(session: Session, limit: int) -> list[tuple[int, int, datetime]
 
 
 def cancel_items(
-    session: Session,
+    connection: Connection,
     item_ids: Iterable[int] | None = None,
     *,
     batch_id: int | None = None,
@@ -438,16 +453,16 @@ def cancel_items(
     if batch_id is None and item_ids is None:
         raise QueueError("cancel_items needs item ids or a batch id")
     return _rowcount(
-        session,
+        connection,
         query.values(status=ItemStatus.CANCELLED.value, updated_at=now).execution_options(
             synchronize_session=False
         ),
     )
 
 
-def status_counts(session: Session, batch_id: int) -> dict[str, int]:
+def status_counts(connection: Connection, batch_id: int) -> dict[str, int]:
     """Items of a batch per status (one indexed aggregate; the progress query)."""
-    rows = session.execute(
+    rows = connection.execute(
         select(QueueItem.status, func.count())
         .where(QueueItem.batch_id == batch_id)
         .group_by(QueueItem.status)

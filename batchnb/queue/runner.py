@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from huey import Huey
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select
 
 from batchnb.db.engine import Database
 from batchnb.db.models import ItemStatus, QueueItem, utcnow
@@ -50,24 +49,24 @@ Checkpoint = Callable[[], None]
 
 
 class JobHandler(Protocol):
-    """What a job type does. The hooks taking a session run inside the outcome transaction."""
+    """What a job type does. The hooks taking a connection run inside the outcome transaction."""
 
-    def started(self, session: Session, item: items.LeasedItem) -> None:
+    def started(self, connection: Connection, item: items.LeasedItem) -> None:
         """The item was leased (same transaction as the lease)."""
 
     def run(self, item: items.LeasedItem, checkpoint: Checkpoint) -> Any:
-        """Do the work, holding no database session; call ``checkpoint()`` between steps."""
+        """Do the work, holding no database connection; call ``checkpoint()`` between steps."""
 
-    def succeeded(self, session: Session, item: items.LeasedItem, output: Any) -> None:
+    def succeeded(self, connection: Connection, item: items.LeasedItem, output: Any) -> None:
         """Store the output; runs only while the lease is held, so at most once."""
 
-    def failed(self, session: Session, item: items.LeasedItem, error: str) -> None:
+    def failed(self, connection: Connection, item: items.LeasedItem, error: str) -> None:
         """The item failed for good (permanent error or attempts used up)."""
 
-    def requeued(self, session: Session, item: items.LeasedItem, reason: str) -> None:
+    def requeued(self, connection: Connection, item: items.LeasedItem, reason: str) -> None:
         """The item goes back to waiting (retry, graceful stop, or reaped after a crash)."""
 
-    def cancelled(self, session: Session, item: items.LeasedItem) -> None:
+    def cancelled(self, connection: Connection, item: items.LeasedItem) -> None:
         """The item was cancelled while it ran."""
 
 
@@ -108,16 +107,16 @@ class QueueRuntime:
 def run_message(runtime: QueueRuntime, item_id: int) -> None:
     """Handle one Huey message for ``item_id`` (the Huey task body)."""
     resend: tuple[int, int, datetime | None] | None = None
-    with runtime.db.write() as session:
-        hinted = session.connection().execute(_HINTED_ITEM, {"item_id": item_id}).one_or_none()
+    with runtime.db.begin() as connection:
+        hinted = connection.execute(_HINTED_ITEM, {"item_id": item_id}).one_or_none()
         if hinted is None:
             return
         leased = items.lease_next(
-            session, hinted.queue_name, runtime.new_token(), runtime.lease_seconds
+            connection, hinted.queue_name, runtime.new_token(), runtime.lease_seconds
         )
         now = utcnow()
         if isinstance(leased, items.LeasedItem):
-            _handler(runtime, leased.job_type).started(session, leased)
+            _handler(runtime, leased.job_type).started(connection, leased)
         elif isinstance(leased, items.LeaseRefusal):
             # The queue is full or paused: keep the message alive and try again shortly.
             delay = (
@@ -155,17 +154,17 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
         # Cancelling is rare and a second's delay is invisible; a query per step is not free.
         if time.monotonic() - last_check >= CHECKPOINT_INTERVAL_SECONDS:
             last_check = time.monotonic()
-            with runtime.db.read() as session:
-                items.check_lease(session, item)
+            with runtime.db.connect() as connection:
+                items.check_lease(connection, item)
 
     try:
         output = handler.run(item, checkpoint)
     except WorkerStoppingError:
         _release(runtime, handler, item)
     except CancelledError:
-        with runtime.db.write() as session:
-            if items.finish_cancelled(session, item, utcnow()):
-                handler.cancelled(session, item)
+        with runtime.db.begin() as connection:
+            if items.finish_cancelled(connection, item, utcnow()):
+                handler.cancelled(connection, item)
     except LeaseLostError:
         log.warning("item %s: lease lost while running; another worker owns it now", item.id)
     except DocumentError as exc:
@@ -178,9 +177,9 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
         else:
             _retry(runtime, handler, item, _error_text(exc))
     else:
-        with runtime.db.write() as session:
-            if items.finish(session, item, ItemStatus.COMPLETED, utcnow()):
-                handler.succeeded(session, item, output)
+        with runtime.db.begin() as connection:
+            if items.finish(connection, item, ItemStatus.COMPLETED, utcnow()):
+                handler.succeeded(connection, item, output)
                 return
         _report_lost(item)
 
@@ -190,45 +189,49 @@ def _report_lost(item: items.LeasedItem) -> None:
 
 
 def _fail(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, error: str) -> None:
-    with runtime.db.write() as session:
-        if items.finish(session, item, ItemStatus.FAILED, utcnow(), error=error):
-            handler.failed(session, item, error)
+    with runtime.db.begin() as connection:
+        if items.finish(connection, item, ItemStatus.FAILED, utcnow(), error=error):
+            handler.failed(connection, item, error)
             return
     _report_lost(item)
 
 
 def _retry(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, error: str) -> None:
-    with runtime.db.write() as session:
-        when = items.schedule_retry(session, item, error, utcnow())
+    with runtime.db.begin() as connection:
+        when = items.schedule_retry(connection, item, error, utcnow())
         if when is None:
             _report_lost(item)
             return
-        handler.requeued(session, item, f"retrying at {when.isoformat()}: {error}")
-        priority = session.get(QueueItem, item.id)
-        message = (item.id, priority.priority if priority else 0, when)
+        handler.requeued(connection, item, f"retrying at {when.isoformat()}: {error}")
+        priority = connection.execute(
+            select(QueueItem.priority).where(QueueItem.id == item.id)
+        ).scalar_one()
+        message = (item.id, priority, when)
     runtime.dispatch([message])
 
 
 def _release(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem) -> None:
-    with runtime.db.write() as session:
-        if not items.release(session, item, utcnow()):
+    with runtime.db.begin() as connection:
+        if not items.release(connection, item, utcnow()):
             return
-        handler.requeued(session, item, "released by a stopping worker")
-        row = session.get(QueueItem, item.id)
-        message = (item.id, row.priority if row else 0, None)
+        handler.requeued(connection, item, "released by a stopping worker")
+        priority = connection.execute(
+            select(QueueItem.priority).where(QueueItem.id == item.id)
+        ).scalar_one()
+        message = (item.id, priority, None)
     runtime.dispatch([message])
 
 
 def release_held(runtime: QueueRuntime) -> int:
     """Release every item this worker still holds (after a stop that timed out)."""
-    with runtime.db.write() as session:
-        rows = items.held_by_worker(session, runtime.worker_id)
+    with runtime.db.begin() as connection:
+        rows = items.held_by_worker(connection, runtime.worker_id)
         messages = []
         for row in rows:
-            view = items.leased_view(session, row)
-            if items.release(session, view, utcnow()):
+            view = items.leased_view(connection, row)
+            if items.release(connection, view, utcnow()):
                 _handler(runtime, view.job_type).requeued(
-                    session, view, "released by a stopping worker"
+                    connection, view, "released by a stopping worker"
                 )
                 messages.append((row.id, row.priority, None))
     runtime.dispatch(messages)
@@ -244,21 +247,21 @@ def reclaim_expired(runtime: QueueRuntime) -> tuple[int, int]:
     now = utcnow()
     requeued: list[tuple[int, int, datetime | None]] = []
     failed = 0
-    with runtime.db.write() as session:
-        for row in items.expired_leases(session, now):
-            view = items.leased_view(session, row)
+    with runtime.db.begin() as connection:
+        for row in items.expired_leases(connection, now):
+            view = items.leased_view(connection, row)
             handler = _handler(runtime, view.job_type)
             if view.attempts >= view.max_attempts:
                 error = (
                     f"the worker processing this item stopped responding on every one of "
                     f"{view.attempts} attempts (lease expired)"
                 )
-                if items.finish(session, view, ItemStatus.FAILED, now, error=error):
-                    handler.failed(session, view, error)
+                if items.finish(connection, view, ItemStatus.FAILED, now, error=error):
+                    handler.failed(connection, view, error)
                     failed += 1
             # The crashed attempt still counts, so a document that kills workers ends.
-            elif items.release(session, view, now, count_attempt=True):
-                handler.requeued(session, view, "its worker stopped responding; requeued")
+            elif items.release(connection, view, now, count_attempt=True):
+                handler.requeued(connection, view, "its worker stopped responding; requeued")
                 requeued.append((row.id, row.priority, None))
     runtime.dispatch(requeued)
     if requeued or failed:
@@ -277,22 +280,22 @@ def redispatch_stranded(runtime: QueueRuntime) -> int:
     an extra message finds nothing to lease and costs one query.
     """
     huey = runtime.huey
-    with runtime.db.read() as session:
-        waiting = items.count_ready(session)
+    with runtime.db.connect() as connection:
+        waiting = items.count_ready(connection)
         queued = huey.pending_count() + huey.scheduled_count()
         missing = waiting - queued
         if missing <= 0:
             return 0
-        stranded = items.oldest_ready(session, missing)
+        stranded = items.oldest_ready(connection, missing)
     now = utcnow()
     runtime.dispatch([(i, p, when if when > now else None) for i, p, when in stranded])
     log.warning("sent %s messages for waiting items that had none", len(stranded))
     return len(stranded)
 
 
-def record_heartbeat(runtime: QueueRuntime, touch: Callable[[Session, datetime], None]) -> int:
+def record_heartbeat(runtime: QueueRuntime, touch: Callable[[Connection, datetime], None]) -> int:
     """Extend this worker's leases and record it alive, in one short transaction."""
     now = utcnow()
-    with runtime.db.write() as session:
-        touch(session, now)
-        return items.extend_leases(session, runtime.worker_id, runtime.lease_seconds, now)
+    with runtime.db.begin() as connection:
+        touch(connection, now)
+        return items.extend_leases(connection, runtime.worker_id, runtime.lease_seconds, now)

@@ -17,8 +17,7 @@ from datetime import datetime
 from types import FrameType
 
 from huey.consumer import Consumer
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, update
 
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
@@ -124,8 +123,8 @@ class Worker:
         self._heartbeat_thread.start()
         log.info("worker %s started with %s threads", self.id, self.threads)
 
-    def _touch(self, session: Session, now: datetime) -> None:
-        session.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(last_seen=now))
+    def _touch(self, connection: Connection, now: datetime) -> None:
+        connection.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(last_seen=now))
 
     def _heartbeat_loop(self) -> None:
         while not self._heartbeat_stop.wait(self.heartbeat_seconds):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
 from batchnb.db.models import AuditEvent, utcnow
 
 
 def record_event(
-    session: Session,
+    connection: Connection,
     actor: str,
     action: str,
     target_type: str,
@@ -20,14 +20,15 @@ def record_event(
     allowed: bool = True,
 ) -> None:
     """Add an audit event to the caller's transaction."""
-    session.add(
-        AuditEvent(
-            actor=actor,
-            action=action,
-            target_type=target_type,
-            target_id=None if target_id is None else str(target_id),
-            allowed=allowed,
-            details=details or {},
-            created_at=utcnow(),
-        )
+    connection.execute(
+        insert(AuditEvent),
+        {
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": None if target_id is None else str(target_id),
+            "allowed": allowed,
+            "details": details or {},
+            "created_at": utcnow(),
+        },
     )

@@ -254,7 +254,7 @@ def _create_rows(
             ],
         )
         record_event(
-            session,
+            session.connection(),
             owner,
             "submit",
             "batch",
@@ -268,7 +268,7 @@ def _create_rows(
 def batch_progress(workspace: Workspace, batch_id: int) -> Progress:
     """Counts per status of a batch's queue items."""
     with workspace.db.read() as session:
-        counts = items.status_counts(session, batch_id)
+        counts = items.status_counts(session.connection(), batch_id)
     pending = counts.get(ItemStatus.PENDING, 0) + counts.get(ItemStatus.RETRYING, 0)
     return Progress(
         pending=pending,
@@ -341,7 +341,7 @@ def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = Non
         batch = session.get(ExtractionBatch, batch_id)
         if batch is None:
             raise NotFoundError(f"batch {batch_id} does not exist")
-        cancelled = items.cancel_items(session, batch_id=batch_id, now=now)
+        cancelled = items.cancel_items(session.connection(), batch_id=batch_id, now=now)
         session.execute(
             update(Document)
             .where(
@@ -363,6 +363,6 @@ def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = Non
             batch.status = BatchStatus.CANCELLED.value
             batch.completed_at = now
         else:
-            refresh_batch_status(session, batch_id)
-        record_event(session, actor, "cancel", "batch", batch_id, {"items": cancelled})
+            refresh_batch_status(session.connection(), batch_id)
+        record_event(session.connection(), actor, "cancel", "batch", batch_id, {"items": cancelled})
     return cancelled

@@ -1,6 +1,6 @@
 """The ``process_document`` job: parse one stored document, extract, store the result.
 
-The queue runner calls these hooks; the ones taking a session run inside the transaction that
+The queue runner calls these hooks; the ones taking a connection run inside the transaction that
 also moves the queue item, so a document's row, its job row and its result always agree with
 the queue.
 """
@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from batchnb.db.engine import Database
 from batchnb.db.models import (
@@ -119,16 +118,15 @@ _JOB_INPUTS = (
 _INSERT_RESULT = insert(ExtractedData)
 
 
-def refresh_batch_status(session: Session, batch_id: int) -> None:
+def refresh_batch_status(connection: Connection, batch_id: int) -> None:
     """Derive a batch's status from its documents (a cancelled batch stays cancelled).
 
-    While any document is open the batch is processing; that is one indexed lookup, so
+    While any document is open nothing changes (the lease marked the batch processing); that
+    is one indexed lookup, so
     finishing each document of a large batch stays cheap. The full count runs once, when the
     last document closes.
     """
-    connection = session.connection()
     if connection.execute(_ANY_OPEN_DOCUMENT, {"batch": batch_id}).first() is not None:
-        connection.execute(_MARK_BATCH_PROCESSING, {"batch": batch_id})
         return
     counts = dict(connection.execute(_DOCUMENT_COUNTS, {"batch": batch_id}).all())
     total = sum(counts.values())
@@ -159,14 +157,13 @@ class DocumentJobHandler(JobHandler):
 
     @staticmethod
     def _close(
-        session: Session,
+        connection: Connection,
         item: LeasedItem,
         status: DocumentStatus,
         error: str | None,
         output: DocumentOutput | None = None,
     ) -> None:
         """Record a final status on the job and the document, then on the batch."""
-        connection = session.connection()
         now = utcnow()
         common = {"new_status": status.value, "new_error": error, "now": now}
         connection.execute(
@@ -187,10 +184,9 @@ class DocumentJobHandler(JobHandler):
             },
         )
         if item.batch_id is not None:
-            refresh_batch_status(session, item.batch_id)
+            refresh_batch_status(connection, item.batch_id)
 
-    def started(self, session: Session, item: LeasedItem) -> None:
-        connection = session.connection()
+    def started(self, connection: Connection, item: LeasedItem) -> None:
         now = utcnow()
         connection.execute(_START_JOB, {"job": item.payload["job_id"], "now": now})
         connection.execute(
@@ -207,12 +203,8 @@ class DocumentJobHandler(JobHandler):
 
     def run(self, item: LeasedItem, checkpoint: Checkpoint) -> DocumentOutput:
         started = time.perf_counter()
-        with self.db.read() as session:
-            found = (
-                session.connection()
-                .execute(_JOB_INPUTS, {"job": item.payload["job_id"]})
-                .one_or_none()
-            )
+        with self.db.connect() as connection:
+            found = connection.execute(_JOB_INPUTS, {"job": item.payload["job_id"]}).one_or_none()
         if found is None:
             raise LookupError(f"job {item.payload['job_id']} no longer exists")
         storage_key, kind, extractor_name, prompt = found
@@ -232,8 +224,8 @@ class DocumentJobHandler(JobHandler):
             duration_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def succeeded(self, session: Session, item: LeasedItem, output: DocumentOutput) -> None:
-        session.connection().execute(
+    def succeeded(self, connection: Connection, item: LeasedItem, output: DocumentOutput) -> None:
+        connection.execute(
             _INSERT_RESULT,
             {
                 "job_id": item.payload["job_id"],
@@ -246,14 +238,13 @@ class DocumentJobHandler(JobHandler):
                 "created_at": utcnow(),
             },
         )
-        self._close(session, item, DocumentStatus.COMPLETED, None, output)
+        self._close(connection, item, DocumentStatus.COMPLETED, None, output)
 
-    def failed(self, session: Session, item: LeasedItem, error: str) -> None:
-        self._close(session, item, DocumentStatus.FAILED, error)
+    def failed(self, connection: Connection, item: LeasedItem, error: str) -> None:
+        self._close(connection, item, DocumentStatus.FAILED, error)
 
-    def requeued(self, session: Session, item: LeasedItem, reason: str) -> None:
+    def requeued(self, connection: Connection, item: LeasedItem, reason: str) -> None:
         # Back to waiting: the document shows no error; the job keeps why it was requeued.
-        connection = session.connection()
         now = utcnow()
         pending = DocumentStatus.PENDING.value
         connection.execute(
@@ -270,8 +261,8 @@ class DocumentJobHandler(JobHandler):
             },
         )
 
-    def cancelled(self, session: Session, item: LeasedItem) -> None:
-        self._close(session, item, DocumentStatus.CANCELLED, None)
+    def cancelled(self, connection: Connection, item: LeasedItem) -> None:
+        self._close(connection, item, DocumentStatus.CANCELLED, None)
 
 
 def job_handlers(db: Database, storage: Storage) -> dict[str, JobHandler]:

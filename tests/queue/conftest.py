@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, update
 
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
@@ -43,7 +42,7 @@ class ProbeHandler:
     max_running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def started(self, session: Session, item: items.LeasedItem) -> None:
+    def started(self, connection: Connection, item: items.LeasedItem) -> None:
         self.events.append(("started", item.id))
 
     def run(self, item: items.LeasedItem, checkpoint: Checkpoint) -> Any:
@@ -67,17 +66,17 @@ class ProbeHandler:
             with self.lock:
                 self.running -= 1
 
-    def succeeded(self, session: Session, item: items.LeasedItem, output: Any) -> None:
-        record_event(session, "probe", "done", "queue_item", item.id, output)
+    def succeeded(self, connection: Connection, item: items.LeasedItem, output: Any) -> None:
+        record_event(connection, "probe", "done", "queue_item", item.id, output)
         self.events.append(("succeeded", item.id))
 
-    def failed(self, session: Session, item: items.LeasedItem, error: str) -> None:
+    def failed(self, connection: Connection, item: items.LeasedItem, error: str) -> None:
         self.events.append(("failed", item.id))
 
-    def requeued(self, session: Session, item: items.LeasedItem, reason: str) -> None:
+    def requeued(self, connection: Connection, item: items.LeasedItem, reason: str) -> None:
         self.events.append(("requeued", item.id))
 
-    def cancelled(self, session: Session, item: items.LeasedItem) -> None:
+    def cancelled(self, connection: Connection, item: items.LeasedItem) -> None:
         self.events.append(("cancelled", item.id))
 
 

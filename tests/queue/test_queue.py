@@ -87,7 +87,7 @@ def test_permanent_error_fails_without_retry(harness: QueueHarness) -> None:
 
 def test_cancelled_pending_items_never_start(harness: QueueHarness) -> None:
     ids = [harness.add() for _ in range(4)]
-    with harness.db.write() as session:
+    with harness.db.begin() as session:
         assert items.cancel_items(session, ids[:3], now=utcnow()) == 3
     harness.start_worker()
     harness.wait_final(ids)
@@ -103,7 +103,7 @@ def test_running_item_stops_at_checkpoint_when_cancelled(harness: QueueHarness) 
     while harness.item(item_id).status != "processing" and time.monotonic() < deadline:
         time.sleep(0.02)
     started = time.monotonic()
-    with harness.db.write() as session:
+    with harness.db.begin() as session:
         items.cancel_items(session, [item_id], now=utcnow())
     deadline = time.monotonic() + 10
     while ("cancelled", item_id) not in harness.handler.events and time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def test_concurrency_limit(harness: QueueHarness) -> None:
 
 def test_expired_lease_is_reclaimed_and_processed_once(harness: QueueHarness) -> None:
     item_id = harness.add(send=False)
-    with harness.db.write() as session:
+    with harness.db.begin() as session:
         leased = items.lease_next(session, "batch_processing", "dead-worker#1", 60, utcnow())
         assert isinstance(leased, items.LeasedItem)
         session.execute(
@@ -141,14 +141,14 @@ def test_expired_lease_is_reclaimed_and_processed_once(harness: QueueHarness) ->
     assert (row.status, row.attempts) == ("completed", 2)
     assert _done_count(harness, item_id) == 1
     # The dead worker's late write cannot land: its lease is gone.
-    with harness.db.write() as session:
+    with harness.db.begin() as session:
         assert not items.finish(session, leased, items.ItemStatus.COMPLETED, utcnow())
 
 
 def test_reaper_fails_an_item_that_always_kills_its_worker(harness: QueueHarness) -> None:
     harness.configure_queue(max_attempts=1)
     item_id = harness.add(send=False)
-    with harness.db.write() as session:
+    with harness.db.begin() as session:
         items.lease_next(session, "batch_processing", "dead-worker#2", 60, utcnow())
         session.execute(
             update(QueueItem)
