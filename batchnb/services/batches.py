@@ -246,13 +246,6 @@ def _create_rows(
                 for document_id, job_id in zip(document_ids, job_ids, strict=True)
             ],
         ).all()
-        session.execute(
-            update(ExtractionJob),
-            [
-                {"id": job_id, "queue_item_id": item_id}
-                for job_id, item_id in zip(job_ids, item_ids, strict=True)
-            ],
-        )
         record_event(
             session.connection(),
             owner,

@@ -75,11 +75,14 @@ _CLOSE_BATCH = (
     )
     .values(status=bindparam("new_status"), completed_at=bindparam("now"))
 )
+# The job learns which queue item runs it when the item is leased, which keeps submitting
+# a batch to three bulk inserts.
 _START_JOB = (
     update(ExtractionJob)
     .where(ExtractionJob.id == bindparam("job"))
     .values(
         status=DocumentStatus.PROCESSING.value,
+        queue_item_id=bindparam("item"),
         started_at=bindparam("now"),
         updated_at=bindparam("now"),
     )
@@ -188,7 +191,7 @@ class DocumentJobHandler(JobHandler):
 
     def started(self, connection: Connection, item: LeasedItem) -> None:
         now = utcnow()
-        connection.execute(_START_JOB, {"job": item.payload["job_id"], "now": now})
+        connection.execute(_START_JOB, {"job": item.payload["job_id"], "item": item.id, "now": now})
         connection.execute(
             _SET_DOCUMENT,
             {
