@@ -117,6 +117,11 @@ class Storage:
         self._made_dirs: set[str] = set()
         self._deferred = threading.local()
 
+    @property
+    def local_temp_dir(self) -> Path | None:
+        """Folder of writes in progress on a local disk (a crash can leave files there)."""
+        return Path(self._root) / TEMP_PREFIX if self._local else None
+
     def __repr__(self) -> str:
         return f"Storage({self.url!r})"
 

@@ -7,6 +7,7 @@ workspace gets its own transport and tests can run many workspaces in one proces
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from huey import crontab
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 PROCESS_TASK_NAME = "batchnb.process_item"
 
 
-def register_tasks(runtime: QueueRuntime, temp_dir: Path, temp_max_age_hours: float) -> None:
+def register_tasks(
+    runtime: QueueRuntime, temp_dirs: Sequence[Path], temp_max_age_hours: float
+) -> None:
     """Register the item task and the periodic tasks on ``runtime.huey``.
 
     Periodic tasks are idempotent, so it is harmless when several consumers run them.
@@ -47,7 +50,7 @@ def register_tasks(runtime: QueueRuntime, temp_dir: Path, temp_max_age_hours: fl
 
     @huey.periodic_task(crontab(minute="17"), name="batchnb.cleanup_temp_files")
     def cleanup_temp_files() -> None:
-        removed = remove_expired_temp_files(temp_dir, temp_max_age_hours)
+        removed = sum(remove_expired_temp_files(d, temp_max_age_hours) for d in temp_dirs)
         if removed:
             log.info("removed %s expired temporary files", removed)
 

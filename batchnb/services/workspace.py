@@ -51,7 +51,10 @@ class Workspace:
             lease_seconds=self.settings.lease_seconds,
             handlers=job_handlers(self.db, self.storage),
         )
-        register_tasks(runtime, self.settings.temp_dir, self.settings.temp_max_age_hours)
+        temp_dirs = [self.settings.temp_dir]
+        if self.storage.local_temp_dir is not None:
+            temp_dirs.append(self.storage.local_temp_dir)
+        register_tasks(runtime, temp_dirs, self.settings.temp_max_age_hours)
         return runtime
 
     def close(self) -> None:

@@ -173,3 +173,8 @@ def test_deferred_sync_stores_everything_and_syncs_once_at_the_end(tmp_path: Pat
     assert [storage.read(s.key) for s in stored[:2]] == [b"document 0", b"document 1"]
     assert storage.read(stored[-1].key) == b"nested"
     assert not any((tmp_path / "store" / "tmp").iterdir())
+
+
+def test_local_temp_dir_only_for_local_storage(tmp_path: Path) -> None:
+    assert Storage(str(tmp_path / "s")).local_temp_dir == tmp_path / "s" / "tmp"
+    assert Storage("memory://batchnb-temp-test").local_temp_dir is None

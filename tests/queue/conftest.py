@@ -163,7 +163,7 @@ def make_harness(db: Database, queue_url: str, lease_seconds: float = 5.0) -> Qu
         lease_seconds=lease_seconds,
         handlers={"probe": handler},
     )
-    register_tasks(runtime, Path("/nonexistent-temp"), 24.0)
+    register_tasks(runtime, [Path("/nonexistent-temp")], 24.0)
     return QueueHarness(runtime, handler)
 
 
