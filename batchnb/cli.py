@@ -139,9 +139,10 @@ def _print_table(results: pd.DataFrame) -> None:
     if results.empty:
         click.echo("(no documents)")
         return
-    shown = results.drop(columns=["document_id"])
+    shown = results.drop(columns=["document_id"]).astype(object)
+    shown = shown.where(shown.notna(), "")
     with pd.option_context("display.max_colwidth", 40, "display.width", 200):
-        click.echo(shown.to_string(index=False, na_rep=""))
+        click.echo(shown.to_string(index=False))
 
 
 def _write_results(results: pd.DataFrame, output: Path) -> None:
