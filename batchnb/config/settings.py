@@ -97,6 +97,33 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         3600.0,
         "batchnb health fails when the oldest ready item has waited longer than this.",
     ),
+    Setting(
+        "openai_base_url",
+        str,
+        "https://api.openai.com/v1",
+        "Base URL of the OpenAI-compatible server used by the openai extractor (OpenAI, Azure, "
+        "Ollama http://localhost:11434/v1, vLLM, llama.cpp server).",
+    ),
+    Setting(
+        "openai_api_key",
+        str,
+        "",
+        "API key for the openai extractor; read from the environment or config file only, "
+        "never stored in the database. Local servers usually need none.",
+    ),
+    Setting("openai_model", str, "gpt-4o-mini", "Model name sent to the OpenAI-compatible server."),
+    Setting(
+        "openai_timeout_seconds",
+        float,
+        60.0,
+        "How long the openai extractor waits for one reply before retrying.",
+    ),
+    Setting(
+        "openai_concurrency",
+        int,
+        4,
+        "Most requests in flight at once to the OpenAI-compatible server, per process.",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS_TABLE}
@@ -121,6 +148,11 @@ class Settings:
     user: str
     health_max_failure_rate: float
     health_max_pending_age_seconds: float
+    openai_base_url: str
+    openai_api_key: str = dataclasses.field(repr=False)  # keep the key out of logs
+    openai_model: str
+    openai_timeout_seconds: float
+    openai_concurrency: int
 
     @property
     def temp_dir(self) -> Path:

@@ -19,7 +19,7 @@ from batchnb.documents.intake import (
     collect,
     safe_file_name,
 )
-from batchnb.documents.parsed import Page, ParsedDocument
+from batchnb.documents.parsed import Page, ParsedDocument, Table
 from batchnb.documents.parsers import PARSER_VERSION, parse_document
 from batchnb.documents.plans import DEFAULT_PLAN, PLANS, Plan, get_plan
 from batchnb.documents.storage import Storage, StoredObject
@@ -39,6 +39,7 @@ __all__ = [
     "Source",
     "Storage",
     "StoredObject",
+    "Table",
     "collect",
     "detect_file_type",
     "detect_stream_type",

@@ -1,7 +1,7 @@
 """What a parser returns: pages of text in reading order.
 
 This is the contract between parsers and extractors. The extraction engine issue extends it
-(word boxes, tables) without changing what is here.
+(word boxes, tables) without changing what was here.
 """
 
 from __future__ import annotations
@@ -10,11 +10,37 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Table:
+    """A table found on a page, with where its text sits in the page's ``text``.
+
+    The page text holds the table as :attr:`text`: the header (if any) and then each row, one
+    line per row, cells separated by tabs. So ``page.text[table.start:table.end] == table.text``
+    and an extractor can ground a value found in a cell to its offset in the page. Parsers turn
+    tabs and line breaks inside a cell into spaces, so cells never contain them.
+    """
+
+    rows: tuple[tuple[str, ...], ...]
+    header: tuple[str, ...] | None = None
+    start: int = 0
+    end: int = 0
+
+    @property
+    def text(self) -> str:
+        """The table as it appears in the page text: tab-separated cells, one line per row."""
+        lines = ((self.header,) if self.header is not None else ()) + self.rows
+        return "\n".join("\t".join(cells) for cells in lines)
+
+
+@dataclass(frozen=True)
 class Page:
-    """One page of a document. ``number`` starts at 1; ``text`` keeps reading order."""
+    """One page of a document. ``number`` starts at 1; ``text`` keeps reading order.
+
+    ``tables`` are the tables on the page (spreadsheets, Word tables), in reading order.
+    """
 
     number: int
     text: str
+    tables: tuple[Table, ...] = ()
 
 
 @dataclass(frozen=True)

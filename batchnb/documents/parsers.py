@@ -1,11 +1,13 @@
 """First parsers: a document's bytes to :class:`~batchnb.documents.parsed.ParsedDocument`.
 
 PDF text layers go through pypdfium2 (the fastest text extraction measured here, see
-BASELINES.md); plain text, CSV, markdown and HTML are decoded in pure Python. Images and Office
-files are accepted at intake but have no parser yet: they fail here with a
-:class:`~batchnb.errors.DocumentError` that says so, and get parsers with the extraction
-engine. Every failure a document can cause is a ``DocumentError`` whose message names the
-problem, because it is shown to the user on the document's row.
+BASELINES.md); plain text, markdown and HTML are decoded in pure Python. Word documents are
+read by :mod:`~batchnb.documents.office`, Excel workbooks and CSV files by
+:mod:`~batchnb.documents.spreadsheets` (imported on first use: they load python-docx and
+openpyxl). Images are accepted at intake but have no parser yet: they fail here with a
+:class:`~batchnb.errors.DocumentError` that says so, and get one with OCR. Every failure a
+document can cause is a ``DocumentError`` whose message names the problem, because it is shown
+to the user on the document's row.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ PARSER_VERSION: Mapping[str, str] = MappingProxyType(
     {
         "pdf": "pypdfium2-1",
         "text": "text-1",
-        "csv": "text-1",
+        "csv": "csv-1",
         "markdown": "markdown-1",
         "html": "html-1",
+        "docx": "python-docx-1",
+        "xlsx": "openpyxl-1",
     }
 )
 
@@ -45,8 +49,6 @@ _NOT_YET: Mapping[str, str] = MappingProxyType(
         "png": "PNG images",
         "jpeg": "JPEG images",
         "tiff": "TIFF images",
-        "docx": "Word documents (.docx)",
-        "xlsx": "Excel workbooks (.xlsx)",
     }
 )
 
@@ -62,8 +64,9 @@ def parse_document(data: bytes, kind: str) -> ParsedDocument:
     Raises
     ------
     DocumentError
-        The document cannot be parsed: corrupt or encrypted PDF, no text layer, empty text,
-        too many pages, or no parser for ``kind`` yet. The message says which.
+        The document cannot be parsed: corrupt or encrypted file, no text layer, empty text,
+        too many pages or cells, a ZIP bomb, or no parser for ``kind`` yet. The message says
+        which.
     """
     parser = _PARSERS.get(kind)
     if parser is None:
@@ -131,7 +134,7 @@ def _pdf_page_text(document: pypdfium2.PdfDocument, number: int) -> str:
 
 
 def _parse_text(data: bytes) -> ParsedDocument:
-    text, encoding = _decode("text file", data)
+    text, encoding = decode_text("text file", data)
     # A form feed is a page break in text files and in ParsedDocument.text alike.
     pages = tuple(Page(number, page) for number, page in enumerate(text.split("\f"), start=1))
     return ParsedDocument(
@@ -139,8 +142,26 @@ def _parse_text(data: bytes) -> ParsedDocument:
     )
 
 
+def _parse_docx(data: bytes) -> ParsedDocument:
+    from batchnb.documents.office import parse_docx
+
+    return parse_docx(data)
+
+
+def _parse_xlsx(data: bytes) -> ParsedDocument:
+    from batchnb.documents.spreadsheets import parse_xlsx
+
+    return parse_xlsx(data)
+
+
+def _parse_csv(data: bytes) -> ParsedDocument:
+    from batchnb.documents.spreadsheets import parse_csv
+
+    return parse_csv(data)
+
+
 def _parse_markdown(data: bytes) -> ParsedDocument:
-    text, encoding = _decode("Markdown file", data)
+    text, encoding = decode_text("Markdown file", data)
     pages = tuple(Page(number, page) for number, page in enumerate(text.split("\f"), start=1))
     return ParsedDocument(
         pages=pages, parser=PARSER_VERSION["markdown"], metadata={"encoding": encoding}
@@ -148,7 +169,7 @@ def _parse_markdown(data: bytes) -> ParsedDocument:
 
 
 def _parse_html(data: bytes) -> ParsedDocument:
-    source, encoding = _decode("HTML page", data)
+    source, encoding = decode_text("HTML page", data)
     extractor = _HtmlText()
     extractor.feed(source)
     extractor.close()
@@ -160,8 +181,12 @@ def _parse_html(data: bytes) -> ParsedDocument:
     )
 
 
-def _decode(what: str, data: bytes) -> tuple[str, str]:
-    """Decode text bytes: BOM first, then UTF-8, then cp1252, then latin-1 (never fails)."""
+def decode_text(what: str, data: bytes) -> tuple[str, str]:
+    """Decode text bytes: BOM first, then UTF-8, then cp1252, then latin-1.
+
+    Returns the text (newlines normalised) and the encoding used. Raises ``DocumentError``
+    naming ``what`` (e.g. ``"text file"``) when the data is too large or has no text.
+    """
     if len(data) > MAX_TEXT_BYTES:
         raise DocumentError(
             f"the {what} is too large to parse: {len(data) / 1024 / 1024:.1f} MiB "
@@ -250,8 +275,10 @@ _PARSERS: Mapping[str, Callable[[bytes], ParsedDocument]] = MappingProxyType(
     {
         "pdf": _parse_pdf,
         "text": _parse_text,
-        "csv": _parse_text,
+        "csv": _parse_csv,
         "markdown": _parse_markdown,
         "html": _parse_html,
+        "docx": _parse_docx,
+        "xlsx": _parse_xlsx,
     }
 )

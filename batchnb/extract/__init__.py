@@ -14,6 +14,7 @@ from batchnb.extract.base import (
     JSONValue,
 )
 from batchnb.extract.offline import OfflineExtractor
+from batchnb.extract.openai_compat import OpenAICompatibleExtractor
 from batchnb.extract.registry import (
     ENTRY_POINT_GROUP,
     ExtractorRegistry,
@@ -45,6 +46,7 @@ __all__ = [
     "FunctionExtractor",
     "JSONValue",
     "OfflineExtractor",
+    "OpenAICompatibleExtractor",
     "Schema",
     "extractor_names",
     "get_extractor",

@@ -1,0 +1,185 @@
+"""evaluate() end to end on a tiny eval folder, the `batchnb eval` command, and shared/eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from batchnb.cli import main
+from batchnb.documents.parsed import ParsedDocument
+from batchnb.evaluation import evaluate
+from batchnb.extract import ExtractorRegistry, FunctionExtractor, Schema, register_extractor
+from batchnb.extract import registry as registry_module
+
+SHARED_EVAL = Path("/work/shared/eval")
+FAKE = "eval-json-echo"
+PROMPT = (
+    "Extract the invoice number, invoice date, total amount, vendor name and the line items "
+    "(description, quantity, amount)."
+)
+TASK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "invoice_number": {"type": "string"},
+        "date": {"type": "string", "format": "date", "description": "invoice date"},
+        "total": {"type": "number", "description": "total amount"},
+        "vendor": {"type": "string", "description": "vendor name"},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "description": {"type": "string"},
+                    "qty": {"type": "number"},
+                    "amount": {"type": "number"},
+                },
+            },
+        },
+    },
+}
+# What the fake extractor "finds" in each text document: the document is this JSON.
+PREDICTED_A = {
+    "invoice_number": "inv-1 ",
+    "invoice_date": "2024-04-03",
+    "total_amount": {"amount": 100.004, "currency": "EUR"},
+    "vendor_name": "Acme Corp",
+    "line_items": [
+        {"description": "Gadget", "quantity": 1, "amount": {"amount": 50, "currency": None}},
+        {"description": "Widgets", "quantity": 3, "amount": {"amount": 100, "currency": None}},
+        {"description": "Extra", "quantity": 9, "amount": {"amount": 1, "currency": None}},
+    ],
+}
+PREDICTED_B = {
+    "invoice_number": "INV-3",
+    "invoice_date": None,
+    "total_amount": {"amount": 1234.5, "currency": None},
+    "vendor_name": "Not labelled",
+    "line_items": [{"description": "Not labelled", "quantity": 1, "amount": None}],
+}
+TRUTH = {
+    "a.txt": {
+        "invoice_number": "INV-1",
+        "date": "03/04/2024",
+        "total": 100.0,
+        "vendor": "ACME Corp.",
+        "items": [
+            {"description": "Widget", "qty": 2, "amount": 50},
+            {"description": "Gadget", "qty": 1, "amount": 50},
+        ],
+    },
+    "b.txt": {"invoice_number": "INV-2", "date": "2024-05-06", "total": "1.234,50"},
+    "c.png": {"invoice_number": "INV-3", "total": 10},
+}
+
+
+def _echo(document: ParsedDocument, schema: Schema) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(document.pages[0].text)
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _fake_extractor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh default registry, so the fake does not leak into other tests.
+    fresh = ExtractorRegistry(modules=registry_module._configured_modules)
+    monkeypatch.setattr(registry_module, "_DEFAULT", fresh)
+    register_extractor(FAKE, lambda: FunctionExtractor(_echo, name=FAKE))
+
+
+@pytest.fixture
+def eval_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "eval"
+    (root / "documents").mkdir(parents=True)
+    (root / "ground_truth").mkdir()
+    (root / "documents" / "a.txt").write_text(json.dumps(PREDICTED_A), encoding="utf-8")
+    (root / "documents" / "b.txt").write_text(json.dumps(PREDICTED_B), encoding="utf-8")
+    # A PNG needs OCR, which does not exist yet: the document fails.
+    (root / "documents" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    for name, fields in TRUTH.items():
+        truth = {"document": name, "source": "demo", "fields": fields}
+        (root / "ground_truth" / f"{Path(name).stem}.json").write_text(json.dumps(truth))
+    tasks = {"tasks": {"demo": {"prompt": PROMPT, "schema": TASK_SCHEMA}}}
+    (root / "tasks.json").write_text(json.dumps(tasks))
+    return root
+
+
+def test_evaluate_gives_the_hand_computed_figures(eval_folder: Path) -> None:
+    report = evaluate(eval_folder, extractor=FAKE)
+    summary = report.summary()
+    # Header. a: 4 TP. b: number FP+FN, date FN, total TP, vendor unlabelled.
+    # c (failed): number FN, total FN. → TP 5, FP 1, FN 4.
+    assert summary["header"] == {
+        "tp": 5,
+        "fp": 1,
+        "fn": 4,
+        "precision": round(5 / 6, 4),
+        "recall": round(5 / 9, 4),
+        "micro_f1": round(10 / 15, 4),
+    }
+    # Line items of a: Gadget↔Gadget 3 TP; Widget↔Widgets: description TP, qty and amount
+    # FP+FN; Extra unmatched: 3 FP. b's items are not labelled. → TP 4, FP 5, FN 2.
+    assert (summary["line_items"]["tp"], summary["line_items"]["fp"]) == (4, 5)
+    assert summary["line_items"]["fn"] == 2
+    assert summary["line_items"]["micro_f1"] == round(8 / 15, 4)
+    assert summary["micro_f1"] == round(18 / 30, 4)
+    assert report.micro_f1 == pytest.approx(0.6)
+    fields = summary["datasets"]["demo"]["fields"]
+    assert fields["invoice_number"]["micro_f1"] == round(2 / 5, 4)
+    assert fields["date"]["micro_f1"] == round(2 / 3, 4)
+    assert fields["total"]["micro_f1"] == 0.8
+    assert fields["vendor"]["micro_f1"] == 1.0
+    qty = fields["items.qty"]
+    assert (qty["tp"], qty["fp"], qty["fn"]) == (1, 2, 1)
+    assert summary["datasets"]["demo"]["field_mapping"] == {
+        "invoice_number": "invoice_number",
+        "date": "invoice_date",
+        "total": "total_amount",
+        "vendor": "vendor_name",
+        "items": "line_items",
+        "items.description": "line_items.description",
+        "items.qty": "line_items.quantity",
+        "items.amount": "line_items.amount",
+    }
+    assert [f["document"] for f in summary["failures"]] == ["c.png"]
+    assert summary["failed"] == 1 and summary["documents"] == 3
+    table = report.dataset_table().set_index("dataset")
+    assert table.loc["demo", "header_f1"] == round(10 / 15, 4)
+    assert table.loc["demo", "line_items_f1"] == round(8 / 15, 4)
+
+
+def test_reports_are_written(eval_folder: Path, tmp_path: Path) -> None:
+    report = evaluate(eval_folder, extractor=FAKE, limit=1)
+    assert report.summary()["documents"] == 1
+    assert "a.txt" not in report.to_csv(tmp_path / "r.csv").read_text()
+    assert "items.qty" in report.to_csv(tmp_path / "r.csv").read_text()
+    assert "<table" in report.to_html(tmp_path / "r.html").read_text()
+    assert "Datasets" in report.to_text()
+
+
+def test_cli_json_has_the_documented_keys(eval_folder: Path) -> None:
+    result = CliRunner().invoke(main, ["eval", str(eval_folder), "--extractor", FAKE, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"micro_f1", "header", "line_items", "datasets", "fields", "failures"} <= set(summary)
+    assert summary["micro_f1"] == 0.6
+    assert {"micro_f1", "precision", "recall", "tp", "fp", "fn"} <= set(summary["header"])
+    demo = summary["datasets"]["demo"]
+    assert {"micro_f1", "header", "line_items", "fields", "unmapped"} <= set(demo)
+    assert demo["line_items"]["micro_f1"] == round(8 / 15, 4)
+
+
+def test_cli_reports_an_unknown_dataset_cleanly(eval_folder: Path) -> None:
+    result = CliRunner().invoke(main, ["eval", str(eval_folder), "--dataset", "nope"])
+    assert result.exit_code == 1
+    assert "no dataset 'nope'" in result.output
+
+
+@pytest.mark.skipif(not SHARED_EVAL.is_dir(), reason="shared/eval is not available")
+def test_shared_eval_invoice2data_runs() -> None:
+    report = evaluate(SHARED_EVAL, datasets=["invoice2data"])
+    summary = report.summary()
+    assert list(summary["datasets"]) == ["invoice2data"]
+    assert summary["micro_f1"] is not None and 0.0 <= summary["micro_f1"] <= 1.0
