@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= invoice number, date, total
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup system-packages demo test lint typecheck pytest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+
+# Debian packages the tests need (tesseract for OCR); installs only what is missing, as root.
+system-packages:
+	bash scripts/system-packages.sh
 
 demo: setup
 	$(BIN)/batchnb run samples/documents --prompt "$(PROMPT)"
@@ -27,7 +31,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup system-packages
 	$(BIN)/pytest
 
 test: lint typecheck pytest

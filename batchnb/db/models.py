@@ -222,7 +222,12 @@ class ExtractionJob(Base):
 
 
 class ExtractedData(Base):
-    """The result of one job. Unique per job, so a result is written at most once."""
+    """The result of one job. Unique per job, so a result is written at most once.
+
+    ``cache_key`` identifies what produced it (content, parser, schema, extractor and model):
+    a later job with the same key reuses the result instead of extracting again. ``flags``
+    lists validation problems found in it.
+    """
 
     __tablename__ = "extracted_data"
 
@@ -240,10 +245,15 @@ class ExtractedData(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     schema: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     confidence: Mapped[float | None] = mapped_column(Float)
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, nullable=False, default=list, server_default=text("'[]'")
+    )
+    cache_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     __table_args__ = (
         Index("ix_extracted_data_batch_id", "batch_id"),
+        Index("ix_extracted_data_cache_key", "cache_key"),
         Index("ix_extracted_data_document_id", "document_id"),
         Index("ix_extracted_data_data_gin", "data", postgresql_using="gin").ddl_if(
             dialect="postgresql"

@@ -32,15 +32,34 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word recognised by OCR, with where it sits in the page text and on the page image.
+
+    ``page.text[word.start:word.end] == word.text``, so a value found in the text can be
+    grounded to a box on the page. ``box`` is ``(x0, y0, x1, y1)`` in pixels of the image that
+    was recognised (for a PDF page, its rendering at 200 dpi), origin at the top left.
+    ``confidence`` is the engine's, from 0 to 1.
+    """
+
+    text: str
+    start: int
+    end: int
+    box: tuple[int, int, int, int]
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of a document. ``number`` starts at 1; ``text`` keeps reading order.
 
     ``tables`` are the tables on the page (spreadsheets, Word tables), in reading order.
+    ``words`` are set only for pages read by OCR.
     """
 
     number: int
     text: str
     tables: tuple[Table, ...] = ()
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ PDF text layers go through pypdfium2 (the fastest text extraction measured here,
 BASELINES.md); plain text, markdown and HTML are decoded in pure Python. Word documents are
 read by :mod:`~batchnb.documents.office`, Excel workbooks and CSV files by
 :mod:`~batchnb.documents.spreadsheets` (imported on first use: they load python-docx and
-openpyxl). Images are accepted at intake but have no parser yet: they fail here with a
-:class:`~batchnb.errors.DocumentError` that says so, and get one with OCR. Every failure a
-document can cause is a ``DocumentError`` whose message names the problem, because it is shown
-to the user on the document's row.
+openpyxl). Images, and PDF pages without a text layer (scans), are read by OCR in
+:mod:`~batchnb.documents.ocr` (``batchnb[ocr]`` and the tesseract program); a PDF with a text
+layer never touches it. Every failure a document can cause is a ``DocumentError`` whose
+message names the problem, because it is shown to the user on the document's row.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import threading
 from collections.abc import Callable, Mapping
 from html.parser import HTMLParser
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import pypdfium2
 
 from batchnb.documents.parsed import Page, ParsedDocument
-from batchnb.errors import DocumentError
+from batchnb.errors import DocumentError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Version of the parser used for each kind; part of the result cache key, so bump it when
 #: a parser's output changes.
@@ -35,6 +39,9 @@ PARSER_VERSION: Mapping[str, str] = MappingProxyType(
         "html": "html-1",
         "docx": "python-docx-1",
         "xlsx": "openpyxl-1",
+        "png": "ocr-1",
+        "jpeg": "ocr-1",
+        "tiff": "ocr-1",
     }
 )
 
@@ -42,15 +49,10 @@ PARSER_VERSION: Mapping[str, str] = MappingProxyType(
 MAX_PDF_PAGES = 2000
 #: Text and HTML larger than this are refused (decoded text costs several times its bytes).
 MAX_TEXT_BYTES = 64 * 1024 * 1024
-
-# Kinds accepted at intake that have no parser yet, named for the message.
-_NOT_YET: Mapping[str, str] = MappingProxyType(
-    {
-        "png": "PNG images",
-        "jpeg": "JPEG images",
-        "tiff": "TIFF images",
-    }
-)
+#: PDFs with more pages without a text layer are refused: OCR takes 2-3 s a page.
+MAX_OCR_PAGES = 50
+#: Scanned PDF pages are rendered at this resolution for OCR (BASELINES.md).
+OCR_DPI = 200
 
 # PDFium is not thread-safe, not even across different documents: worker threads take turns.
 _PDFIUM_LOCK = threading.Lock()
@@ -64,14 +66,15 @@ def parse_document(data: bytes, kind: str) -> ParsedDocument:
     Raises
     ------
     DocumentError
-        The document cannot be parsed: corrupt or encrypted file, no text layer, empty text,
-        too many pages or cells, a ZIP bomb, or no parser for ``kind`` yet. The message says
-        which.
+        The document cannot be parsed: corrupt or encrypted file, no text (not even by OCR),
+        too many pages or cells, a ZIP or decompression bomb, or no parser for ``kind``. The
+        message says which.
+    MissingDependencyError
+        An image or a scanned PDF needs OCR, and Pillow, pytesseract or the tesseract program
+        is not installed. The message says what to install.
     """
     parser = _PARSERS.get(kind)
     if parser is None:
-        if kind in _NOT_YET:
-            raise DocumentError(f"no parser for {_NOT_YET[kind]} yet")
         supported = ", ".join(sorted(_PARSERS))
         raise DocumentError(f"no parser for {kind!r} documents; parsable kinds: {supported}")
     return parser(data)
@@ -79,15 +82,7 @@ def parse_document(data: bytes, kind: str) -> ParsedDocument:
 
 def _parse_pdf(data: bytes) -> ParsedDocument:
     with _PDFIUM_LOCK:
-        try:
-            document = pypdfium2.PdfDocument(data)
-        except pypdfium2.PdfiumError as exc:
-            if getattr(exc, "err_code", None) in _PDF_PASSWORD_ERRORS:
-                raise DocumentError(
-                    "the PDF is encrypted/password-protected: save an unprotected copy and "
-                    "add that instead"
-                ) from None
-            raise DocumentError(f"not a readable PDF: {exc}") from None
+        document = _open_pdf(data)
         try:
             page_count = len(document)
             if page_count == 0:
@@ -97,23 +92,94 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
                     f"too many pages: {page_count:,} (the limit is {MAX_PDF_PAGES:,}); "
                     "split the PDF into smaller files"
                 )
-            pages = tuple(
+            pages = [
                 Page(number, _pdf_page_text(document, number))
                 for number in range(1, page_count + 1)
-            )
-        finally:
+            ]
+        except BaseException:
             document.close()
-    empty = sum(1 for page in pages if not page.text.strip())
-    if empty == page_count:
+            raise
+    empty = [page.number for page in pages if not page.text.strip()]
+    metadata = {"pages": str(page_count), "pages_without_text": str(len(empty))}
+    parser = PARSER_VERSION["pdf"]
+    try:
+        if empty:
+            ocr_parser = _ocr_pdf_pages(document, pages, empty, all_empty=len(empty) == page_count)
+            if ocr_parser is not None:
+                parser = ocr_parser
+                metadata["pages_ocr"] = str(len(empty))
+                metadata["pages_without_text"] = str(sum(not p.text.strip() for p in pages))
+    finally:
+        with _PDFIUM_LOCK:
+            document.close()
+    if all(not page.text.strip() for page in pages):
         raise DocumentError(
             f"the PDF has no text layer on any of its {page_count} page(s) (a scanned "
-            "document?); reading scans needs OCR, which comes with batchnb[ocr]"
+            "document?) and OCR found no text on them either"
         )
-    return ParsedDocument(
-        pages=pages,
-        parser=PARSER_VERSION["pdf"],
-        metadata={"pages": str(page_count), "pages_without_text": str(empty)},
-    )
+    return ParsedDocument(pages=tuple(pages), parser=parser, metadata=metadata)
+
+
+def _open_pdf(data: bytes) -> pypdfium2.PdfDocument:
+    try:
+        return pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        if getattr(exc, "err_code", None) in _PDF_PASSWORD_ERRORS:
+            raise DocumentError(
+                "the PDF is encrypted/password-protected: save an unprotected copy and "
+                "add that instead"
+            ) from None
+        raise DocumentError(f"not a readable PDF: {exc}") from None
+
+
+def _ocr_pdf_pages(
+    document: pypdfium2.PdfDocument, pages: list[Page], numbers: list[int], *, all_empty: bool
+) -> str | None:
+    """OCR the pages ``numbers`` (no text layer) in place; returns the parser version.
+
+    A PDF that has text elsewhere keeps its empty pages when OCR is not installed (``None``),
+    as before OCR existed; a PDF with no text at all needs OCR, and says what to install.
+    """
+    from batchnb.documents import ocr
+
+    try:
+        engine = ocr.default_engine()
+    except MissingDependencyError as exc:
+        if not all_empty:
+            return None
+        exc.args = (
+            f"the PDF has no text layer on any of its {len(pages)} page(s) (a scanned "
+            f"document?); reading it needs OCR: {exc}",
+        )
+        raise
+    if len(numbers) > MAX_OCR_PAGES:
+        raise DocumentError(
+            f"too many pages without a text layer: {len(numbers):,} (OCR reads at most "
+            f"{MAX_OCR_PAGES} per document); split the PDF into smaller files"
+        )
+    for number in numbers:
+        # Render under the lock, recognise outside it: OCR is the slow part.
+        with _PDFIUM_LOCK:
+            image = _render_pdf_page(document, number)
+        low, high = image.getextrema()
+        if low == high:  # a blank page: nothing to read
+            continue
+        result = engine.recognize(image)
+        pages[number - 1] = Page(number, result.text, words=result.words)
+    return f"{PARSER_VERSION['pdf']}+{ocr.parser_version(engine)}"
+
+
+def _render_pdf_page(document: pypdfium2.PdfDocument, number: int) -> Image.Image:
+    page = document[number - 1]
+    try:
+        bitmap = page.render(scale=OCR_DPI / 72, grayscale=True)
+        try:
+            image: Image.Image = bitmap.to_pil().convert("L")
+        finally:
+            bitmap.close()
+    finally:
+        page.close()
+    return image
 
 
 def _pdf_page_text(document: pypdfium2.PdfDocument, number: int) -> str:
@@ -158,6 +224,24 @@ def _parse_csv(data: bytes) -> ParsedDocument:
     from batchnb.documents.spreadsheets import parse_csv
 
     return parse_csv(data)
+
+
+def _parse_png(data: bytes) -> ParsedDocument:
+    from batchnb.documents.ocr import parse_image
+
+    return parse_image(data, "png")
+
+
+def _parse_jpeg(data: bytes) -> ParsedDocument:
+    from batchnb.documents.ocr import parse_image
+
+    return parse_image(data, "jpeg")
+
+
+def _parse_tiff(data: bytes) -> ParsedDocument:
+    from batchnb.documents.ocr import parse_image
+
+    return parse_image(data, "tiff")
 
 
 def _parse_markdown(data: bytes) -> ParsedDocument:
@@ -280,5 +364,8 @@ _PARSERS: Mapping[str, Callable[[bytes], ParsedDocument]] = MappingProxyType(
         "html": _parse_html,
         "docx": _parse_docx,
         "xlsx": _parse_xlsx,
+        "png": _parse_png,
+        "jpeg": _parse_jpeg,
+        "tiff": _parse_tiff,
     }
 )

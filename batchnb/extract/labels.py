@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,11 @@ SYNONYM_CONFIDENCE = 0.75
 HEAD_WORD_CONFIDENCE = 0.5
 """Only the last word of a multi-word label ("address" for "shipping address")."""
 
-_IDENTIFIER_WORDS = frozenset({"number", "no", "nr", "num", "id", "#", "code", "ref", "reference"})
+_IDENTIFIER_WORDS = frozenset(
+    {"number", "no", "nr", "num", "id", "#", "code", "ref", "reference", "nummer", "numero"}
+)
+# Characters folded for matching that NFKD leaves alone: the degree sign of "N°" reads as "o".
+_EXTRA_FOLDS = {"°": "o", "\u2019": "'", "\u2018": "'", "\u00b4": "'", "\u2010": "-", "\u2011": "-"}
 _GENERIC_WORDS = frozenset({"number", "no", "id", "name", "value", "the", "of", "amount", "date"})
 
 
@@ -44,6 +49,9 @@ class Concept:
         Words that disqualify a match when they come right before/after the label on the line.
     identifier:
         The value is a code with digits (INV-001), read as one token.
+    fallback:
+        A broader concept whose labels are tried when none of this one's are printed: an
+        invoice without an "amount due" line is due its total.
     """
 
     name: str
@@ -52,6 +60,7 @@ class Concept:
     not_after: frozenset[str] = frozenset()
     not_before: frozenset[str] = frozenset()
     identifier: bool = False
+    fallback: str | None = None
 
 
 CONCEPTS: dict[str, Concept] = {
@@ -63,41 +72,80 @@ CONCEPTS: dict[str, Concept] = {
                 "invoice number", "invoice no", "invoice #", "invoice nr", "invoice num",
                 "invoice id", "inv no", "inv #", "bill number", "bill no", "receipt number",
                 "receipt no", "receipt #", "invoice",
+                # German: "Rechnungs-Nr.", "Handelsrechnung (380) Nr.", "Beleg-Nr"
+                "rechnungsnummer", "rechnungs nr", "rechnungsnr", "*rechnung nr", "*rechnung #",
+                "belegnummer", "beleg nr", "rechnung",
+                # French: "N° de facture", "Facture n°", "Avoir" (credit note)
+                "numéro de facture", "no de facture", "facture no", "facture numéro", "facture",
+                "avoir",
+                # Dutch
+                "factuurnummer", "factuur nr", "factuurnr", "factuur",
             ),
             identifier=True,
         ),
         Concept(
             "order_number",
-            ("order number", "order no", "order #", "order id", "po number", "purchase order"),
+            (
+                "order number", "order no", "order #", "order id", "po number", "purchase order",
+                "bestellnummer", "bestell nr", "auftragsnummer", "numéro de commande",
+                "bon de commande", "ordernummer",
+            ),
             identifier=True,
         ),
         Concept(
             "due_date",
-            ("due date", "payment due", "date due", "due by", "pay by", "due"),
+            (
+                "due date", "payment due", "date due", "due by", "pay by", "due",
+                "fälligkeitsdatum", "fällig am", "fälligkeit", "zahlbar bis", "zahlbar",
+                "zahlungsziel", "date d'échéance", "date limite de paiement", "échéance",
+                "vervaldatum", "uiterste betaaldatum", "te betalen voor",
+            ),
         ),
         Concept(
             "date",
             (
                 "invoice date", "date of issue", "issue date", "date issued", "receipt date",
                 "billing date", "issued", "dated", "date",
+                "rechnungsdatum", "belegdatum", "beleg datum", "ausstellungsdatum", "datum",
+                "date de facture", "date de facturation", "date d'émission", "factuurdatum",
             ),
             not_after=frozenset(
                 {"due", "delivery", "order", "ship", "shipping", "expiry", "expiration", "birth"}
                 | {"start", "end", "service", "payment", "check", "departure", "arrival"}
+                | {"liefer", "leistungs", "bestell", "lieferschein", "auftrag"}
             ),
+            not_before=frozenset({"d", "echeance", "limite"}),
         ),
         Concept(
             "subtotal",
-            ("subtotal", "sub total", "sub-total", "net amount", "net total", "amount before tax"),
+            (
+                "subtotal", "sub total", "sub-total", "net amount", "net total",
+                "amount before tax",
+                "nettobetrag", "summe netto", "nettosumme", "netto summe", "gesamt netto",
+                "rechnungssumme ohne ust", "summe ohne ust", "zwischensumme",
+                "total ht", "montant ht", "sous-total", "total hors taxes",
+                "subtotaal", "totaal excl btw", "exclusief btw", "bedrag excl btw",
+            ),
             pick="last",
         ),
         Concept(
             "tax",
-            ("total tax", "tax amount", "sales tax", "vat amount", "tax", "vat", "gst"),
+            (
+                "total tax", "tax amount", "sales tax", "vat amount", "tax", "vat", "gst",
+                "steuerbetrag", "mwst betrag", "ust betrag", "ust gesamt", "mwst gesamt",
+                "umsatzsteuer", "mehrwertsteuer", "mwst", "ust",
+                "total taxes", "total tva", "montant tva", "tva",
+                "btw bedrag", "totaal btw", "btw",
+            ),
             pick="last",
-            not_after=frozenset({"excl", "excluding", "incl", "including", "before", "after"}),
+            not_after=frozenset(
+                {"excl", "excluding", "incl", "including", "before", "after", "ohne", "inkl"}
+                | {"exclusief", "inclusief", "hors", "zuzuglich"}
+            ),
             not_before=frozenset(
                 {"id", "number", "no", "rate", "reg", "registration", "code", "invoice", "exempt"}
+                | {"idnr", "identnr", "nummer", "nr", "satz", "client", "intracommunautaire"}
+                | {"numero", "befreit"}
             ),
         ),
         Concept(
@@ -105,28 +153,65 @@ CONCEPTS: dict[str, Concept] = {
             (
                 "grand total", "total due", "amount due", "balance due", "total amount",
                 "invoice total", "amount payable", "total payable", "total",
+                "gross total", "bruttosumme", "bruttobetrag", "gesamtbetrag", "rechnungsbetrag",
+                "gesamtsumme", "endbetrag", "rechnungssumme", "summe",
+                "total ttc", "montant ttc", "montant total",
+                "totaal", "factuur totaal", "totaalbedrag", "totaal incl btw",
             ),
             pick="last",
             not_after=frozenset({"sub"}),
             not_before=frozenset(
                 {"tax", "vat", "gst", "excl", "excluding", "before", "net", "items", "item"}
                 | {"quantity", "qty", "weight", "discount", "savings", "hours", "pages"}
+                | {"ht", "hors", "taxes", "tva", "netto", "ohne", "der", "excl", "btw", "mwst"}
             ),
+        ),
+        Concept(
+            "amount_due",
+            (
+                "amount due", "balance due", "total due", "amount payable", "total payable",
+                "zahlbetrag", "zu zahlen", "zu zahlender betrag", "offener betrag",
+                "net à payer", "solde à payer", "reste à payer", "montant à payer",
+                "te betalen", "openstaand bedrag",
+            ),
+            pick="last",
+            fallback="total",
+        ),
+        Concept(
+            "vat_id",
+            (
+                "vat id", "vat number", "vat no", "vat reg no", "vat registration number",
+                "tax id", "ust id nr", "ust idnr", "ust id", "umsatzsteuer id",
+                "umsatzsteuer identifikationsnummer", "ust identnr",
+                "numéro de tva", "no tva", "tva intracommunautaire", "tva",
+                "btw nummer", "btw nr", "btw id", "btw",
+            ),
+            identifier=True,
+            not_before=frozenset({"client", "kunde", "klant", "customer", "buyer"}),
         ),
         Concept(
             "company",
             (
                 "company name", "company", "vendor", "seller", "supplier", "sold by", "issuer",
-                "merchant", "from",
+                "merchant", "from", "verkäufer", "lieferant", "rechnungssteller",
+                "vendeur", "fournisseur", "émetteur", "leverancier",
             ),
         ),
-        Concept("customer", ("bill to", "billed to", "customer name", "customer", "sold to")),
-        Concept("address", ("address",)),
-        Concept("currency", ("currency",)),
+        Concept(
+            "customer",
+            (
+                "bill to", "billed to", "customer name", "customer", "sold to",
+                "rechnungsempfänger", "käufer", "kunde", "leistungsempfänger",
+                "adresse de facturation", "facturé à", "client", "acheteur",
+                "adresse de livraison", "klant", "factuuradres",
+            ),
+        ),
+        Concept("address", ("address", "anschrift", "adresse", "adres")),
+        Concept("currency", ("currency", "währung", "rechnungswährung", "devise", "valuta")),
     )
 }  # fmt: skip
 
-MONEY_CONCEPTS = frozenset({"total", "subtotal", "tax"})
+MONEY_CONCEPTS = frozenset({"total", "amount_due", "subtotal", "tax"})
 
 
 @dataclass(frozen=True)
@@ -137,7 +222,9 @@ class LabelVariant:
     confidence: float
     pattern: re.Pattern[str]
     keyword: str
-    """Lowercase first word: text without it cannot match (a cheap test before the regex)."""
+    """Folded lowercase first word: text without it cannot match (a cheap test before the regex)."""
+    tier: int = 1
+    """1 for the field's own labels, 0 for those of its concept's fallback: any own label wins."""
 
     @property
     def specificity(self) -> int:
@@ -145,9 +232,28 @@ class LabelVariant:
         return len(self.text.split())
 
 
+def fold(text: str) -> str:
+    """``text`` without accents, for matching only: same length, so offsets stay valid.
+
+    Each character is replaced by the base letter of its NFKD decomposition when that is a
+    single character ("é" → "e", "º" → "o"); others ("ß", ligatures) are kept as they are.
+    """
+    if text.isascii():
+        return text
+    return "".join(_fold_char(char) for char in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    if char in _EXTRA_FOLDS:
+        return _EXTRA_FOLDS[char]
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return base if len(base) == 1 else char
+
+
 def words_of(text: str) -> list[str]:
-    """Lowercase words of a label; ``#`` counts as a word ("invoice #")."""
-    return re.findall(r"[a-z0-9]+|#", text.lower())
+    """Lowercase, accent-free words of a label; ``#`` counts as a word ("invoice #")."""
+    return re.findall(r"[a-z0-9]+|#", fold(text).lower())
 
 
 def concept_for(field: Field) -> Concept | None:
@@ -167,6 +273,7 @@ def _concept_from_words(words: set[str], field_type: str) -> Concept | None:
         ("invoice_number", bool(words & {"invoice", "inv", "bill", "receipt"}) and identifier),
         ("invoice_number", words == {"invoice"}),
         ("order_number", "order" in words and identifier),
+        ("vat_id", bool(words & {"vat", "tax", "tva", "btw", "ust"}) and identifier),
         ("due_date", "due" in words and field_type in ("date", "string")),
         ("date", field_type == "date" and bool(words & {"date", "issued", "dated"})),
         (
@@ -176,6 +283,7 @@ def _concept_from_words(words: set[str], field_type: str) -> Concept | None:
             or {"before", "tax"} <= words,
         ),
         ("tax", money_like and bool(words & {"tax", "vat", "gst"}) and not identifier),
+        ("amount_due", money_like and bool(words & {"due", "payable"})),
         (
             "total",
             money_like
@@ -196,7 +304,8 @@ def _concept_from_words(words: set[str], field_type: str) -> Concept | None:
 @functools.lru_cache(maxsize=1024)
 def label_variants(field: Field) -> tuple[LabelVariant, ...]:
     """Labels to look for, most specific first: the user's label, its concept's synonyms,
-    the field description, and for unknown multi-word labels their head word.
+    the field description, and for unknown multi-word labels their head word; then the labels
+    of the concept's fallback, if it has one.
 
     Cached: every document of a batch asks for the same fields, and compiling the patterns
     cost more than searching with them.
@@ -208,35 +317,77 @@ def label_variants(field: Field) -> tuple[LabelVariant, ...]:
     if field.description and len(field.description.split()) <= 4:
         texts.append(" ".join(words_of(field.description)))
     if concept is not None:
-        texts.extend(concept.labels)
-    variants: dict[str, float] = {}
+        texts.extend(_label_text(label) for label in concept.labels)
+    variants: dict[str, tuple[float, int]] = {}
     for text in texts:
         text = text.strip()
         if text and text not in variants:
             exact = user_words <= set(words_of(text)) or text == user_label
-            variants[text] = EXACT_CONFIDENCE if exact else SYNONYM_CONFIDENCE
+            variants[text] = (EXACT_CONFIDENCE if exact else SYNONYM_CONFIDENCE, 1)
     head = user_label.split()[-1] if user_label else ""
     if concept is None and len(user_words) > 1 and head not in _GENERIC_WORDS | variants.keys():
-        variants[head] = HEAD_WORD_CONFIDENCE
-    ordered = sorted(variants.items(), key=lambda item: -len(item[0].split()))
+        variants[head] = (HEAD_WORD_CONFIDENCE, 1)
+    if concept is not None and concept.fallback is not None:
+        for label in CONCEPTS[concept.fallback].labels:
+            variants.setdefault(_label_text(label), (SYNONYM_CONFIDENCE, 0))
+    ordered = sorted(variants.items(), key=lambda item: (-item[1][1], -len(item[0].split())))
     return tuple(
-        LabelVariant(text, conf, label_pattern(text), text.split()[0]) for text, conf in ordered
+        LabelVariant(text, conf, label_pattern(text), text.split()[0].lstrip("*"), tier)
+        for text, (conf, tier) in ordered
     )
 
 
-def label_pattern(label: str) -> re.Pattern[str]:
-    """Case-insensitive pattern for a label at a line start or after whitespace.
+def _label_text(label: str) -> str:
+    """A built-in label as words to match; a leading ``*`` (compound tail) is kept."""
+    words = " ".join(words_of(label))
+    return "*" + words if label.startswith("*") else words
 
-    Words may be separated by spaces, dots, dashes or nothing ("Inv. No.", "sub-total"); the
-    label must not run on into a longer word ("total" does not match "totally").
+
+def label_pattern(label: str) -> re.Pattern[str]:
+    """Case-insensitive pattern for a label at a line start or after whitespace, to run on
+    :func:`fold`-ed text.
+
+    Words may be separated by spaces, dots, dashes, apostrophes or nothing ("Inv. No.",
+    "sub-total", "d'échéance"), and by a short parenthesised code ("Rechnung (380) Nr."); the
+    label must not run on into a longer word ("total" does not match "totally"). A label
+    starting with ``*`` may also end a compound word ("*rechnung nr" in "Handelsrechnung Nr.").
     """
-    words = [re.escape(word) for word in label.split()]
-    body = r"\.?(?:[ \t]*[-_]?[ \t]*)".join(words)
-    return re.compile(r"(?:^|(?<=[\s(\[|*]))" + body + r"\.?(?![A-Za-z0-9])", re.IGNORECASE)
+    compound = label.startswith("*")
+    words = [re.escape(word) for word in label.lstrip("*").split()]
+    body = r"\.?(?:[ \t]*[-_'/]?[ \t]*)(?:\([^()\n]{1,12}\)[ \t]*)?".join(words)
+    prefix = r"[^\W\d_]*" if compound else ""
+    return re.compile(
+        r"(?:^|(?<=[\s(\[|*]))" + prefix + body + r"\.?(?![A-Za-z0-9])", re.IGNORECASE
+    )
+
+
+_LANGUAGE_WORDS: dict[str, frozenset[str]] = {
+    "de": frozenset({"rechnung", "datum", "betrag", "summe", "mwst", "ust", "netto", "brutto"}),
+    "fr": frozenset({"facture", "montant", "tva", "ttc", "ht", "echeance", "prix", "quantite"}),
+    "nl": frozenset({"factuur", "btw", "bedrag", "totaal", "aantal", "prijs", "omschrijving"}),
+}
+DAY_FIRST_LANGUAGES = frozenset({"de", "fr", "nl"})
+"""Languages whose documents write numeric dates day first (03/04/2024 is 3 April)."""
+
+
+def document_language(text: str) -> str | None:
+    """A cheap guess at a document's language from its label words: "de", "fr", "nl" or None.
+
+    Two hits are needed, so one borrowed word ("Total HT" on an English page) does not count.
+    """
+    words = re.findall(r"[a-z]+", fold(text[:20000]).lower())
+    hits = {
+        lang: sum(word in markers for word in words) for lang, markers in _LANGUAGE_WORDS.items()
+    }
+    language, count = max(hits.items(), key=lambda item: item[1])
+    return language if count >= 2 else None
 
 
 def neighbour_words(line: str, start: int, end: int) -> tuple[str, str]:
-    """The word right before ``line[start:end]`` and the word right after it, lowercase."""
+    """The word right before ``line[start:end]`` and the word right after it, lowercase.
+
+    Give it the :func:`fold`-ed line so accented words compare with the concepts' word lists.
+    """
     before = re.findall(r"[A-Za-z0-9]+", line[:start])
     after = re.search(r"[A-Za-z0-9%]+", line[end:])
     return (before[-1].lower() if before else "", after.group().lower() if after else "")

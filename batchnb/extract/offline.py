@@ -1,12 +1,16 @@
 """The built-in offline extractor: labelled values found in the text, no network, no model.
 
-For each field it looks for the field's label and its synonyms (see :mod:`batchnb.extract.labels`)
-at line starts or after whitespace, then reads a typed value (see :mod:`batchnb.extract.values`)
-on the same line after the label, or on the next non-empty line when the label ends its line.
-When several labels match, the most specific wins ("grand total" over "total"), then the first
-occurrence, or the last one for totals. A few fields fall back to a layout heuristic when no
-label is printed: the first date, the largest amount with a currency, the company name in the
-first lines and the address below it. Every value points at the exact span it was read from.
+For each field it looks for the field's label and its synonyms, in English, German, French and
+Dutch (see :mod:`batchnb.extract.labels`), at line starts or after whitespace, matching without
+accents; then reads a typed value (see :mod:`batchnb.extract.values`) on the same line after the
+label, or on the next non-empty line when the label ends its line. When several labels match,
+the field's own labels beat its fallback concept's, then the most specific wins ("grand total"
+over "total"), then the first occurrence, or the last one for totals. A seller or buyer label
+heading a section is followed by the party's name (see :mod:`batchnb.extract.parties`). A few
+fields fall back to a layout heuristic when no label is printed: the first date, the largest
+amount with a currency, the issuer's name and the address below the first line. Array fields
+are read from the page's tables (see :mod:`batchnb.extract.tables`). Every value points at
+the exact span it was read from.
 
 It is registered through the ``batchnb.extractors`` entry point like any plugin.
 """
@@ -21,15 +25,20 @@ from typing import Literal
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.extract.base import ExtractedValue, ExtractionResult, Extractor
 from batchnb.extract.labels import (
+    DAY_FIRST_LANGUAGES,
     MONEY_CONCEPTS,
     Concept,
     LabelVariant,
     concept_for,
+    document_language,
     label_variants,
     neighbour_words,
     words_of,
 )
+from batchnb.extract.layout import Line, PageLines, line_value
+from batchnb.extract.parties import issuer_line, party_below
 from batchnb.extract.schema import Field, Schema
+from batchnb.extract.tables import items_from_tables
 from batchnb.extract.values import (
     DateOrder,
     ValueMatch,
@@ -56,6 +65,7 @@ FALLBACK_CONFIDENCE = 0.4
 """No label: a layout heuristic (first date, largest amount, first line) found the value."""
 MAX_BLOCK_LINES = 3
 """Lines an address may span."""
+PARTY_CONCEPTS = frozenset({"company", "customer"})
 
 _SAME_LINE_SEPARATOR = re.compile(r"\**[ \t]*(?:[:=\t|]|-[ \t]| {2,})")
 _NEXT_LABEL = re.compile(r"\s[A-Z][\w.#°/]*(?: [\w.#°/]+){0,2} ?:(?:\s|$)")
@@ -70,40 +80,16 @@ _NOT_AN_ADDRESS = re.compile(r"@|https?:|www\.|\b(?:tel|phone|fax|invoice|receip
 
 
 @dataclass(frozen=True)
-class Line:
-    """A non-blank line of a page: its text and where it starts in the page text."""
-
-    page: int
-    start: int
-    text: str
-    lower: str
-
-
-@dataclass(frozen=True)
-class PageLines:
-    """A page's text and its non-blank lines."""
-
-    number: int
-    text: str
-    lower: str
-    lines: tuple[Line, ...]
-
-    @classmethod
-    def of(cls, number: int, text: str) -> PageLines:
-        lines = tuple(
-            Line(number, match.start(), match.group(), match.group().lower())
-            for match in re.finditer(r"[^\r\n]+", text)
-            if match.group().strip()
-        )
-        return cls(number, text, text.lower(), lines)
-
-
-@dataclass(frozen=True)
 class _Candidate:
     found: ExtractedValue
     strong: bool
     specificity: int
     position: tuple[int, int]
+    tier: int = 1
+
+    @property
+    def rank(self) -> tuple[bool, int, int]:
+        return (self.strong, self.tier, self.specificity)
 
 
 class OfflineExtractor:
@@ -116,12 +102,15 @@ class OfflineExtractor:
         """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
         pages = [PageLines.of(page.number, page.text) for page in document.pages]
         order = date_order_hint(document.text)
+        if order is None and document_language(document.text) in DAY_FIRST_LANGUAGES:
+            order = "dmy"
         values: dict[str, ExtractedValue | None] = {}
         notes: list[str] = []
         for field in schema.fields:
             if field.type == "array":
-                values[field.name] = None
-                notes.append(f"the offline extractor does not read tables yet: {field.name!r}")
+                values[field.name] = items_from_tables(field, document.pages)
+                if values[field.name] is None:
+                    notes.append(f"no table with columns for {field.name!r} was found")
                 continue
             values[field.name] = _find_field(field, pages, order)
         return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
@@ -161,9 +150,9 @@ def _find_field(
         for candidate in _labelled(variant, concept, kind, pages, order)
     ]
     if candidates:
-        best_key = max((c.strong, c.specificity) for c in candidates)
+        best_key = max(c.rank for c in candidates)
         best = sorted(
-            (c for c in candidates if (c.strong, c.specificity) == best_key),
+            (c for c in candidates if c.rank == best_key),
             key=lambda c: c.position,
         )
         return best[-1 if concept is not None and concept.pick == "last" else 0].found
@@ -177,17 +166,26 @@ def _labelled(
     pages: list[PageLines],
     order: DateOrder | None,
 ) -> Iterator[_Candidate]:
-    """Values introduced by one label variant, wherever the label occurs."""
+    """Values introduced by one label variant, wherever the label occurs.
+
+    A seller or buyer label alone on its line heads a section: the name is read from the
+    section's lines (see :func:`batchnb.extract.parties.party_below`).
+    """
+    party = concept is not None and concept.name in PARTY_CONCEPTS and kind == "text"
     for page in pages:
         if variant.keyword not in page.lower:
             continue
         for index, line in enumerate(page.lines):
-            if variant.keyword not in line.lower:
+            if variant.keyword not in line.folded.lower():
                 continue
-            for match in variant.pattern.finditer(line.text):
-                if concept is not None and _disqualified(concept, line.text, match):
+            for match in variant.pattern.finditer(line.folded):
+                if concept is not None and _disqualified(concept, line.folded, match):
                     continue
-                found = _value_after(page, index, match.end(), kind, order)
+                if party and _heading(line.text):
+                    name = party_below(page, index)
+                    found = (name, NEXT_LINE_FACTOR) if name is not None else None
+                else:
+                    found = _value_after(page, index, match.end(), kind, order)
                 if found is None:
                     continue
                 value, factor = found
@@ -198,7 +196,14 @@ def _labelled(
                     strong=value.quality >= 0.8,
                     specificity=variant.specificity,
                     position=(line.page, line.start + match.start()),
+                    tier=variant.tier,
                 )
+
+
+def _heading(text: str) -> bool:
+    """A section heading: a few words, no digits, a colon only at the end ("Käufer/Empfänger")."""
+    body = text.strip().rstrip(":").strip()
+    return len(words_of(body)) <= 3 and ":" not in body and not any(c.isdigit() for c in body)
 
 
 def _disqualified(concept: Concept, line: str, match: re.Match[str]) -> bool:
@@ -292,16 +297,16 @@ def _fallback(
         page, found = _first_match(pages, lambda text: find_dates(text, order))
     elif concept.name == "currency" and kind == "currency":
         page, found = _first_match(pages, find_currencies)
-    elif concept.name == "total" and kind in ("money", "amount"):
+    elif concept.name in ("total", "amount_due") and kind in ("money", "amount"):
         page, found = _largest_amount(pages, as_float=kind == "amount")
-    elif concept.name in ("company", "address") and kind == "text":
+    elif concept.name == "company" and kind == "text":
+        found = issuer_line(page)
+    elif concept.name == "address" and kind == "text":
         name = _name_line(page)
-        if name is not None and concept.name == "company":
-            found = _line_value(name)
-        elif name is not None:
+        if name is not None:
             below = page.lines.index(name) + 1
             if below < len(page.lines) and _address_like(page.lines[below].text):
-                found = _extend_block(page, _line_value(page.lines[below]))
+                found = _extend_block(page, line_value(page.lines[below]))
     return None if found is None else _grounded(page, found, FALLBACK_CONFIDENCE)
 
 
@@ -348,13 +353,6 @@ def _name_line(page: PageLines) -> Line | None:
     return None
 
 
-def _line_value(line: Line) -> ValueMatch:
-    """A whole line as a text value, without its surrounding whitespace (page offsets)."""
-    stripped = line.text.strip()
-    start = line.start + line.text.index(stripped)
-    return ValueMatch(stripped, start, start + len(stripped))
-
-
 def _extend_block(page: PageLines, first: ValueMatch) -> ValueMatch:
     """An address: the value's line and up to two lines below it that read like address lines.
 
@@ -368,7 +366,7 @@ def _extend_block(page: PageLines, first: ValueMatch) -> ValueMatch:
     for line in page.lines[index + 1 : index + MAX_BLOCK_LINES]:
         if not _address_like(line.text):
             break
-        value = _line_value(line)
+        value = line_value(line)
         parts.append(str(value.value))
         end = value.end
     return ValueMatch(", ".join(parts), first.start, end, first.quality)

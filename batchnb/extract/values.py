@@ -26,23 +26,24 @@ MONTHS: dict[str, int] = {
     name: number
     for number, names in enumerate(
         (
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
+            ("jan", "january", "januar", "janvier", "januari", "jänner", "jän"),
+            ("feb", "february", "februar", "février", "fevrier", "févr", "fev", "februari"),
+            ("mar", "march", "märz", "maerz", "mär", "mars", "maart", "mrt"),
+            ("apr", "april", "avril", "avr"),
+            ("may", "mai", "mei"),
+            ("jun", "june", "juni", "juin"),
+            ("jul", "july", "juli", "juillet", "juil"),
+            ("aug", "august", "août", "aout", "augustus"),
+            ("sep", "sept", "september", "septembre"),
+            ("oct", "october", "oktober", "okt", "octobre"),
+            ("nov", "november", "novembre"),
+            ("dec", "december", "dezember", "dez", "décembre", "decembre", "déc"),
         ),
         start=1,
     )
     for name in names
 }
+"""Month names and abbreviations in English, German, French and Dutch, lowercase."""
 
 CURRENCY_SYMBOLS: dict[str, str] = {
     "US$": "USD",
@@ -98,20 +99,23 @@ _ISO_DATE = re.compile(r"(?<![\d.])(?P<y>\d{4})([-/.])(?P<m>\d{1,2})\2(?P<d>\d{1
 _NUMERIC_DATE = re.compile(
     r"(?<![\d./-])(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)" + _YEAR + r"(?![\d])"
 )
+_MONTH_NAME = r"(?P<mon>[^\W\d_]{3,9})"
 _DAY_MONTH_DATE = re.compile(
-    r"(?<![\w])(?P<d>\d{1,2})(?:st|nd|rd|th)?[ \t.\-/]*(?P<mon>[A-Za-z]{3,9})\.?[ \t.\-/,]*"
+    r"(?<![\w])(?P<d>\d{1,2})(?:st|nd|rd|th|er)?[ \t\u00a0.\-/]*"
+    + _MONTH_NAME
+    + r"\.?[ \t\u00a0.\-/,]*"
     + _YEAR
     + r"(?![\d])"
 )
 _MONTH_DAY_DATE = re.compile(
-    r"(?<![\w])(?P<mon>[A-Za-z]{3,9})\.?[ \t]+(?P<d>\d{1,2})(?:st|nd|rd|th)?[ \t]*,?[ \t]*"
+    r"(?<![\w])" + _MONTH_NAME + r"\.?[ \t]+(?P<d>\d{1,2})(?:st|nd|rd|th)?[ \t]*,?[ \t]*"
     r"(?P<y>\d{4})(?![\d])"
 )
 
 _AMOUNT = re.compile(
     r"(?<![\w.,/])(?P<sign>[-\u2212])?"
     r"(?:(?P<grouped>\d{1,3}(?:[,.'\u2019\u00a0\u202f]\d{3})+)(?P<gdec>[.,]\d{1,2})?"
-    r"|(?P<spaced>\d{1,3}(?: \d{3})+)(?P<sdec>[.,]\d{1,2})"
+    r"|(?<![\d%] )(?P<spaced>\d{1,3}(?: \d{3})+)(?P<sdec>[.,]\d{1,2})"
     r"|(?P<plain>\d+)(?P<pdec>[.,]\d{1,2})?)"
     r"(?![\d])"
 )
@@ -124,7 +128,7 @@ _GROUPING = str.maketrans("", "", ",.'\u2019 \u00a0\u202f")
 _AMOUNT_NEXT = re.compile(r"[ \t\u00a0]*[-\u2212]?\d")
 _CURRENCY = re.compile(r"(?P<sym>US\$|[$€£¥₹])|\b(?P<code>[A-Z]{3}|Rs\.?|RM)\b")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-/._#]*[A-Za-z0-9])?")
-_LEADING_SEPARATORS = re.compile(r"^(?:[ \t]*[:#=\-\u2013.|*])*[ \t]*")
+_LEADING_SEPARATORS = re.compile(r"^(?:[^\S\r\n]*[:#=\-\u2013.|*])*[^\S\r\n]*")
 # Where a text value ends: a tab, a wide gap, a table cell border, or the next "Label:".
 _TEXT_END = re.compile(
     r"\t| {2,}| ?[|*]{1,2}(?:\s|$)|\s(?=[A-Z][\w.#°/]*(?: [\w.#°/]+){0,2} ?:(?:\s|$))"
@@ -247,6 +251,9 @@ def find_identifier(text: str) -> ValueMatch | None:
     match = _IDENTIFIER.match(text, start)
     if match is None or not any(char.isdigit() for char in match.group()):
         return None
+    token = match.group()
+    if any(date.start == 0 and date.end == len(token) for date in find_dates(token)):
+        return None  # "8-9-2022" after "Invoice" is the invoice date, not its number
     return ValueMatch(match.group(), match.start(), match.end())
 
 

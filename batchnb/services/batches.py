@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,25 @@ from batchnb.db.models import (
     utcnow,
 )
 from batchnb.documents.intake import IncomingFile, Refusal, collect
-from batchnb.errors import IntakeError, NotFoundError
-from batchnb.extract import get_extractor, schema_from_prompt
+from batchnb.errors import ConfigurationError, IntakeError, NotFoundError, SchemaError
+from batchnb.extract import Schema, get_extractor, schema_from_dict, schema_from_prompt
+from batchnb.extract.templates import FALLBACK, load_templates
 from batchnb.queue import items
 from batchnb.services.audit import record_event
-from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT, refresh_batch_status
+from batchnb.services.processing import (
+    BATCH_QUEUE,
+    DEFAULT_MIN_CONFIDENCE,
+    DOCUMENT_INFO_KEY,
+    PROCESS_DOCUMENT,
+    refresh_batch_status,
+)
 from batchnb.services.workspace import Workspace, default_workspace
 
 Source = str | Path | tuple[str, bytes]
+SchemaInput = Schema | Mapping[str, Any] | type
+"""A schema given directly: a Schema, a schema dict (or JSON Schema) or a pydantic model class."""
+STRATEGIES = ("global", "per_document", "auto")
+_MAX_REF_DEPTH = 16
 PROGRESS_KEYS = ("pending", "processing", "completed", "failed", "cancelled")
 
 
@@ -111,7 +122,7 @@ class Batch:
 
 def submit(
     sources: Source | Iterable[Source],
-    prompt: str,
+    prompt: str | None = None,
     *,
     name: str | None = None,
     extractor: str = "offline",
@@ -119,23 +130,47 @@ def submit(
     workspace: Workspace | None = None,
     owner: str | None = None,
     document_prompts: dict[str, str] | None = None,
+    strategy: str = "global",
+    schema: SchemaInput | None = None,
+    templates: Mapping[str, str] | str | Path | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> Batch:
     """Create a batch from paths, globs, folders or (name, bytes) pairs and queue every file.
 
-    The prompt and extractor are checked before anything is stored. Files refused at intake
-    (wrong type, empty, too large, duplicate, over the plan) are listed on ``batch.refused``;
-    if every file is refused, :class:`IntakeError` says why.
+    The prompt, schema, strategy and extractor are checked before anything is stored. Files
+    refused at intake (wrong type, empty, too large, duplicate, over the plan) are listed on
+    ``batch.refused``; if every file is refused, :class:`IntakeError` says why.
 
     Parameters
     ----------
+    prompt:
+        The fields to extract, in plain words. May be left out when ``schema`` is given, with
+        ``strategy="auto"`` (where a prompt replaces the fallback template), or with
+        ``per_document`` when every file has its own prompt.
     document_prompts:
-        Prompts for some documents by file name (per-document strategy); others use ``prompt``.
+        Prompts for some documents by file name; the others use ``prompt`` (or ``schema``).
+        Giving them makes a "global" batch "per_document".
+    strategy:
+        ``"global"`` (one prompt or schema for all), ``"per_document"`` (``document_prompts``
+        first) or ``"auto"`` (each document is classified in the worker and extracted with
+        its type's template; see :mod:`batchnb.extract.classify`).
+    schema:
+        The fields given directly instead of a prompt: a :class:`~batchnb.extract.Schema`, a
+        dict read by :func:`~batchnb.extract.schema_from_dict` (``{"fields": [...]}`` or JSON
+        Schema, ``$defs`` references included) or a pydantic model class.
+    templates:
+        For "auto": type → prompt overriding or adding to the built-in templates, or a folder
+        of ``<type>.toml`` files (see :mod:`batchnb.extract.templates`).
+    min_confidence:
+        For "auto": below this classification confidence a document gets the fallback template
+        and is flagged ``low_confidence``.
     """
     workspace = workspace or default_workspace()
     owner = owner or workspace.settings.user
-    schema_from_prompt(prompt)
-    for own_prompt in (document_prompts or {}).values():
-        schema_from_prompt(own_prompt)
+    document_prompts = document_prompts or {}
+    strategy, options = _strategy_options(
+        prompt, strategy, schema, document_prompts, templates, min_confidence
+    )
     get_extractor(extractor)
     if isinstance(sources, str | Path | tuple):
         sources = [sources]
@@ -145,6 +180,8 @@ def submit(
     if not intake.accepted:
         reasons = "; ".join(f"{r.file_name}: {r.reason}" for r in intake.refused) or "no files"
         raise IntakeError(f"nothing to process: {reasons}")
+    if strategy == "per_document" and prompt is None and "schema" not in options:
+        _check_every_file_has_a_prompt(intake.accepted, document_prompts)
     batch_id, messages = _create_rows(
         workspace,
         intake.accepted,
@@ -153,11 +190,143 @@ def submit(
         extractor=extractor,
         priority=priority,
         owner=owner,
-        document_prompts=document_prompts or {},
+        strategy=strategy,
+        options=options,
+        document_prompts=document_prompts,
         refused=intake.refused,
     )
     workspace.runtime.dispatch(messages)
     return Batch(batch_id, workspace, list(intake.refused))
+
+
+def _strategy_options(
+    prompt: str | None,
+    strategy: str,
+    schema: SchemaInput | None,
+    document_prompts: Mapping[str, str],
+    templates: Mapping[str, str] | str | Path | None,
+    min_confidence: float,
+) -> tuple[str, dict[str, Any]]:
+    """Check how the fields are given; return the strategy to record and the batch options."""
+    if strategy not in STRATEGIES:
+        raise ConfigurationError(
+            f"unknown strategy {strategy!r}; use one of {', '.join(map(repr, STRATEGIES))}"
+        )
+    if strategy == "global" and document_prompts:
+        strategy = "per_document"
+    if strategy == "per_document" and not document_prompts:
+        raise SchemaError(
+            "the per_document strategy needs document_prompts={file name: prompt}; "
+            "for one prompt for every file use strategy='global'"
+        )
+    if prompt is not None:
+        schema_from_prompt(prompt)
+    for file_name, own_prompt in document_prompts.items():
+        try:
+            schema_from_prompt(own_prompt)
+        except SchemaError as error:
+            raise SchemaError(f"document_prompts[{file_name!r}]: {error}") from error
+    options: dict[str, Any] = {}
+    if schema is not None:
+        if strategy == "auto":
+            raise SchemaError(
+                "strategy='auto' picks a prompt per document type, so it takes no schema=; "
+                "change the prompts with templates={type: prompt}, or use strategy='global'"
+            )
+        if prompt is not None:
+            raise SchemaError("give a prompt or a schema, not both")
+        options["schema"] = coerce_schema(schema).to_dict()
+    if strategy == "auto":
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigurationError(f"min_confidence must be within 0..1, got {min_confidence}")
+        if isinstance(templates, str | Path):
+            chosen = load_templates(extra_dir=templates)
+        else:
+            chosen = load_templates(templates)
+        if prompt is not None:
+            chosen[FALLBACK] = prompt
+        # The whole set is stored, so a batch reruns the same way after the built-ins change.
+        options["templates"] = chosen
+        options["min_confidence"] = min_confidence
+        return strategy, options
+    if templates is not None:
+        raise ConfigurationError(f"templates= is used only by strategy='auto', not {strategy!r}")
+    if min_confidence != DEFAULT_MIN_CONFIDENCE:
+        raise ConfigurationError(
+            f"min_confidence= is used only by strategy='auto', not {strategy!r}"
+        )
+    if strategy == "global" and prompt is None and schema is None:
+        raise SchemaError(
+            "give a prompt or a schema, e.g. submit(files, 'invoice number, date, total'), "
+            "or use strategy='auto' to pick one per document type"
+        )
+    return strategy, options
+
+
+def _check_every_file_has_a_prompt(
+    files: list[IncomingFile], document_prompts: Mapping[str, str]
+) -> None:
+    missing = [f.file_name for f in files if f.file_name not in document_prompts]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise SchemaError(
+            f"no prompt for {', '.join(missing[:5])}{more}: give a default prompt= (or schema=), "
+            "or a document_prompts entry for every file"
+        )
+
+
+def coerce_schema(value: SchemaInput) -> Schema:
+    """A :class:`Schema` from a Schema, a schema dict (JSON Schema included) or a pydantic model.
+
+    Pydantic is not a dependency: any object with a ``model_json_schema()`` method is read
+    through it. JSON Schema ``$ref`` to ``$defs``/``definitions`` are inlined and optional
+    members (``anyOf`` with ``null``) reduced to their type, as pydantic writes both.
+    """
+    if isinstance(value, Schema):
+        return value
+    to_json_schema = getattr(value, "model_json_schema", None)
+    if callable(to_json_schema):
+        value = to_json_schema()
+    if isinstance(value, Mapping):
+        defs = {**value.get("definitions", {}), **value.get("$defs", {})}
+        return schema_from_dict(_inline_json_schema(value, defs, depth=0))
+    raise SchemaError(
+        f"schema= takes a batchnb Schema, a dict or a pydantic model class, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _inline_json_schema(node: Any, defs: Mapping[str, Any], depth: int) -> Any:
+    if isinstance(node, list):
+        return [_inline_json_schema(item, defs, depth) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    current = dict(node)
+    while True:
+        ref = current.pop("$ref", None)
+        if isinstance(ref, str):
+            target = defs.get(ref.rsplit("/", 1)[-1])
+            if target is None:
+                raise SchemaError(f"the schema refers to {ref!r}, which it does not define")
+            depth += 1
+            if depth > _MAX_REF_DEPTH:
+                raise SchemaError(f"the schema nests {ref!r} too deeply (is it recursive?)")
+            current = {**target, **current}
+            continue
+        union = current.get("anyOf", current.get("oneOf"))
+        if isinstance(union, list):
+            members = [m for m in union if not (isinstance(m, Mapping) and m.get("type") == "null")]
+            if members:
+                current.pop("anyOf", None)
+                current.pop("oneOf", None)
+                current = {**members[0], **current}
+                continue
+        break
+    return {
+        key: _inline_json_schema(item, defs, depth)
+        for key, item in current.items()
+        if key not in ("$defs", "definitions")
+    }
 
 
 def _default_name(files: list[IncomingFile]) -> str:
@@ -169,12 +338,14 @@ def _create_rows(
     workspace: Workspace,
     files: list[IncomingFile],
     *,
-    prompt: str,
+    prompt: str | None,
     name: str,
     extractor: str,
     priority: int,
     owner: str,
-    document_prompts: dict[str, str],
+    strategy: str,
+    options: dict[str, Any],
+    document_prompts: Mapping[str, str],
     refused: list[Refusal],
 ) -> tuple[int, list[tuple[int, int, Any]]]:
     """Insert the batch, its documents, jobs and queue items in one transaction."""
@@ -184,11 +355,11 @@ def _create_rows(
             name=name[:255],
             owner=owner,
             status=BatchStatus.PENDING.value,
-            strategy="per_document" if document_prompts else "global",
+            strategy=strategy,
             prompt=prompt,
             extractor=extractor,
             plan=workspace.plan.name,
-            options={"refused": [r.__dict__ for r in refused]},
+            options={**options, "refused": [r.__dict__ for r in refused]},
             document_count=len(files),
             created_at=now,
             updated_at=now,
@@ -252,7 +423,12 @@ def _create_rows(
             "submit",
             "batch",
             batch.id,
-            {"documents": len(files), "refused": len(refused), "extractor": extractor},
+            {
+                "documents": len(files),
+                "refused": len(refused),
+                "extractor": extractor,
+                "strategy": strategy,
+            },
         )
         batch_id = batch.id
     return batch_id, [(item_id, priority, None) for item_id in item_ids]
@@ -290,6 +466,11 @@ def latest_batch(workspace: Workspace | None = None) -> Batch | None:
     return None if batch_id is None else Batch(batch_id, workspace)
 
 
+_BASE_COLUMNS = ("document_id", "file_name", "status", "error")
+_TYPE_COLUMNS = ("document_type", "type_confidence")
+_NON_FIELD_COLUMNS = frozenset({*_BASE_COLUMNS, *_TYPE_COLUMNS, "confidence"})
+
+
 def _flatten(value: Any, name: str, row: dict[str, Any]) -> None:
     if isinstance(value, dict) and "amount" in value:
         row[name] = value.get("amount")
@@ -299,7 +480,12 @@ def _flatten(value: Any, name: str, row: dict[str, Any]) -> None:
 
 
 def batch_results(workspace: Workspace, batch_id: int) -> pd.DataFrame:
-    """One row per document of the batch, fields in schema order (money split in two)."""
+    """One row per document of the batch, fields in schema order (money split in two).
+
+    Documents of one batch may have different fields ("auto" and per-document prompts): the
+    columns are their union, in order of first appearance. Classified documents add
+    ``document_type`` and ``type_confidence`` after ``error``.
+    """
     with workspace.db.read() as session:
         rows = session.execute(
             select(Document, ExtractedData)
@@ -316,11 +502,28 @@ def batch_results(workspace: Workspace, batch_id: int) -> pd.DataFrame:
             "error": document.error,
         }
         if extracted is not None:
+            info = (extracted.evidence or {}).get(DOCUMENT_INFO_KEY)
+            if isinstance(info, dict):
+                record["document_type"] = info.get("type")
+                record["type_confidence"] = info.get("confidence")
             for field_spec in extracted.schema.get("fields", []):
                 _flatten(extracted.data.get(field_spec["name"]), field_spec["name"], record)
             record["confidence"] = extracted.confidence
         records[document.id] = record  # the newest result of a document wins
-    return pd.DataFrame(list(records.values()))
+    return pd.DataFrame(list(records.values()), columns=_result_columns(records.values()))
+
+
+def _result_columns(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Base columns, then type columns, then the union of fields, then ``confidence``."""
+    columns: dict[str, None] = dict.fromkeys(_BASE_COLUMNS)
+    fields: dict[str, None] = {}
+    for record in records:
+        fields.update(dict.fromkeys(k for k in record if k not in _NON_FIELD_COLUMNS))
+        columns.update(dict.fromkeys(k for k in _TYPE_COLUMNS if k in record))
+    columns.update(fields)
+    if any("confidence" in record for record in records):
+        columns["confidence"] = None
+    return list(columns)
 
 
 def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = None) -> int:

@@ -23,14 +23,21 @@ from batchnb.db.models import (
     ExtractionJob,
     utcnow,
 )
+from batchnb.documents.parsed import ParsedDocument
 from batchnb.documents.parsers import parse_document
 from batchnb.documents.storage import Storage
-from batchnb.extract import get_extractor, schema_from_prompt
+from batchnb.extract import Schema, get_extractor, schema_from_dict, schema_from_prompt
+from batchnb.extract.classify import classify
+from batchnb.extract.templates import FALLBACK, builtin_templates, template_prompt
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.runner import Checkpoint, JobHandler
 
 PROCESS_DOCUMENT = "process_document"
 BATCH_QUEUE = "batch_processing"
+DOCUMENT_INFO_KEY = "_document"
+"""Key in a result's evidence under which an "auto" run records the type it classified."""
+DEFAULT_MIN_CONFIDENCE = 0.5
+"""Below this classification confidence an "auto" run uses the fallback template."""
 
 
 @dataclass(frozen=True)
@@ -107,18 +114,60 @@ _SET_DOCUMENT = (
     )
 )
 _FINISH_DOCUMENT = _SET_DOCUMENT.values(page_count=bindparam("new_pages"))
+# Only the options a run needs are read: the whole JSON also holds the batch's refused files.
 _JOB_INPUTS = (
     select(
         Document.storage_key,
         Document.file_type,
         ExtractionJob.extractor,
-        func.coalesce(ExtractionJob.prompt, Document.prompt, ExtractionBatch.prompt),
+        func.coalesce(ExtractionJob.prompt, Document.prompt),
+        ExtractionBatch.prompt,
+        ExtractionBatch.strategy,
+        ExtractionBatch.options["schema"],
+        ExtractionBatch.options["templates"],
+        ExtractionBatch.options["min_confidence"],
     )
     .join(Document, Document.id == ExtractionJob.document_id)
     .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
     .where(ExtractionJob.id == bindparam("job"))
 )
 _INSERT_RESULT = insert(ExtractedData)
+
+
+def _route(
+    parsed: ParsedDocument,
+    own_prompt: str | None,
+    batch_prompt: str | None,
+    strategy: str,
+    stored_schema: dict[str, Any] | None,
+    templates: dict[str, str] | None,
+    min_confidence: float | None,
+) -> tuple[Schema, dict[str, Any] | None]:
+    """The schema one document is extracted with, and for "auto" what the classifier said.
+
+    A prompt of the job (a retry with a new prompt) or of the document comes first; then an
+    "auto" batch classifies the document and takes its type's template (the batch's stored
+    templates, else the built-in ones), or the fallback when the classifier is not sure; then
+    the batch's schema, then its prompt.
+    """
+    if own_prompt:
+        return schema_from_prompt(own_prompt), None
+    if strategy == "auto":
+        found = classify(parsed)
+        threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
+        low = found.confidence < threshold
+        chosen = templates or builtin_templates()
+        prompt = template_prompt(chosen, FALLBACK if low else found.type)
+        info = {
+            "type": found.type,
+            "confidence": found.confidence,
+            "low_confidence": low,
+            "prompt": prompt,
+        }
+        return schema_from_prompt(prompt), info
+    if stored_schema:
+        return schema_from_dict(stored_schema), None
+    return schema_from_prompt(batch_prompt or ""), None
 
 
 def refresh_batch_status(connection: Connection, batch_id: int) -> None:
@@ -210,16 +259,31 @@ class DocumentJobHandler(JobHandler):
             found = connection.execute(_JOB_INPUTS, {"job": item.payload["job_id"]}).one_or_none()
         if found is None:
             raise LookupError(f"job {item.payload['job_id']} no longer exists")
-        storage_key, kind, extractor_name, prompt = found
+        (
+            storage_key,
+            kind,
+            extractor_name,
+            own_prompt,
+            batch_prompt,
+            strategy,
+            stored_schema,
+            templates,
+            min_confidence,
+        ) = found
         data = self.storage.read(storage_key)
         checkpoint()
         parsed = parse_document(data, kind)
         checkpoint()
-        schema = schema_from_prompt(prompt or "")
+        schema, document_info = _route(
+            parsed, own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence
+        )
         result = get_extractor(extractor_name).extract(parsed, schema)
+        evidence: dict[str, Any] = result.evidence()
+        if document_info is not None:
+            evidence[DOCUMENT_INFO_KEY] = document_info
         return DocumentOutput(
             data=result.data(),
-            evidence=result.evidence(),
+            evidence=evidence,
             schema=schema.to_dict(),
             confidence=result.confidence(),
             page_count=parsed.page_count,

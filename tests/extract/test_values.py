@@ -104,11 +104,15 @@ def test_money_skips_percentages_and_dates() -> None:
 
 
 def test_symbol_between_numbers_belongs_to_the_next_one() -> None:
-    found = find_money("op 25 mei 2015 € 9,32")
+    found = find_money("stuks 25 ref 2015 € 9,32")
     assert [m.value for m in found] == [
         {"amount": 25.0, "currency": None},
         {"amount": 2015.0, "currency": None},
         {"amount": 9.32, "currency": "EUR"},
+    ]
+    # "25 mei 2015" is a Dutch date: no amount is read inside it
+    assert [m.value for m in find_money("op 25 mei 2015 € 9,32")] == [
+        {"amount": 9.32, "currency": "EUR"}
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batchnb.cli import main
+from batchnb.db.migrate import head_revision
 
 from .conftest import SAMPLES
 
@@ -98,4 +99,4 @@ def test_db_commands(home: Path) -> None:
     assert "revision None" in invoke("db", "downgrade", "base").stdout
     current = invoke("db", "current").stdout
     assert "revision None" in current
-    assert "revision 0001" in invoke("db", "upgrade").stdout
+    assert f"revision {head_revision()}" in invoke("db", "upgrade").stdout

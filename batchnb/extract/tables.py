@@ -1,0 +1,144 @@
+"""Line items from tables: an array field's rows read from a page's :class:`Table`.
+
+Each sub-field of the array field is given a role (description, quantity, unit price, amount)
+from its own words; each table column gets a role from its header cell, in English, German,
+French or Dutch ("Menge", "Prix unitaire", "Omschrijving"). The table whose header covers the
+most sub-fields is read row by row; a row without a description and without any number, or a
+row that is a total line ("Subtotal", "Summe"), is not an item. The value is grounded in the
+rows' span of the page text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from batchnb.documents.parsed import Page, Table
+from batchnb.extract.base import ExtractedValue, JSONValue
+from batchnb.extract.labels import words_of
+from batchnb.extract.schema import Field
+from batchnb.extract.values import best_money, find_dates, find_money, find_numbers
+
+Role = Literal["description", "quantity", "unit_price", "amount"]
+
+TABLE_CONFIDENCE = 0.8
+"""Rows read from a table whose header named every column asked for."""
+
+# Header words per role, folded lowercase; checked in this order (a "unit price" column is
+# not the amount even though "price" might be read that way).
+_HEADER_WORDS: tuple[tuple[Role, frozenset[str]], ...] = (
+    ("quantity", frozenset(
+        {"quantity", "qty", "qte", "quantite", "menge", "anzahl", "stk", "stuck", "nombre"}
+        | {"aantal", "hoeveelheid", "units", "count", "hours", "pcs"}
+    )),
+    ("unit_price", frozenset(
+        {"unit", "rate", "einzelpreis", "stuckpreis", "nettopreis", "preis", "unitaire", "pu"}
+        | {"prijs", "stukprijs", "eenheidsprijs", "price"}
+    )),
+    ("amount", frozenset(
+        {"amount", "total", "subtotal", "betrag", "nettobetrag", "gesamt", "gesamtpreis"}
+        | {"summe", "montant", "ht", "bedrag", "totaal", "net", "nettowert", "line"}
+    )),
+    ("description", frozenset(
+        {"description", "desc", "item", "items", "name", "product", "article", "service"}
+        | {"artikel", "bezeichnung", "beschreibung", "produkt", "leistung", "artikelbezeichnung"}
+        | {"designation", "libelle", "produit", "omschrijving", "details"}
+    )),
+)  # fmt: skip
+_SUB_FIELD_WORDS: tuple[tuple[Role, frozenset[str]], ...] = (
+    ("unit_price", frozenset({"unit", "rate", "each"})),
+    ("quantity", frozenset({"quantity", "qty", "count", "units", "hours"})),
+    ("amount", frozenset({"amount", "total", "subtotal", "net", "line"})),
+    ("unit_price", frozenset({"price"})),
+    ("description", frozenset({"description", "desc", "item", "name", "product", "service"})),
+)
+_TOTAL_ROW = frozenset({"total", "subtotal", "summe", "gesamt", "totaal", "sous", "zwischensumme"})
+
+
+def items_from_tables(field: Field, pages: Sequence[Page]) -> ExtractedValue | None:
+    """The rows of ``field`` (an array field) from the best-matching table, or ``None``."""
+    roles = {sub.name: role for sub in field.fields if (role := _sub_field_role(sub))}
+    best: tuple[int, int, Page, Table, dict[str, int]] | None = None
+    for page in pages:
+        for table in page.tables:
+            if table.header is None or page.text[table.start : table.end] != table.text:
+                continue
+            columns = _columns(table.header, roles)
+            covered = len(columns)
+            if covered >= 2 and (best is None or (covered, len(table.rows)) > best[:2]):
+                best = (covered, len(table.rows), page, table, columns)
+    if best is None:
+        return None
+    covered, _, page, table, columns = best
+    subs = {sub.name: sub for sub in field.fields}
+    rows = [row for cells in table.rows if (row := _row(cells, columns, subs)) is not None]
+    if not rows:
+        return None
+    confidence = TABLE_CONFIDENCE * covered / max(len(field.fields), 1)
+    return ExtractedValue(
+        value=list(rows),
+        raw=table.text,
+        page=page.number,
+        start=table.start,
+        end=table.end,
+        confidence=round(min(1.0, max(0.1, confidence)), 2),
+    )
+
+
+def _sub_field_role(sub: Field) -> Role | None:
+    words = set(words_of(f"{sub.label} {sub.name.replace('_', ' ')}"))
+    for role, role_words in _SUB_FIELD_WORDS:
+        if words & role_words:
+            return role
+    return None
+
+
+def _header_role(cell: str) -> Role | None:
+    words = set(words_of(cell))
+    for role, role_words in _HEADER_WORDS:
+        if words & role_words:
+            return role
+    return None
+
+
+def _columns(header: tuple[str, ...], roles: dict[str, Role]) -> dict[str, int]:
+    """Sub-field name → column index, each column used once, leftmost first."""
+    column_roles = [_header_role(cell) for cell in header]
+    columns: dict[str, int] = {}
+    for name, role in roles.items():
+        for index, column_role in enumerate(column_roles):
+            if column_role == role and index not in columns.values():
+                columns[name] = index
+                break
+    return columns
+
+
+def _row(
+    cells: tuple[str, ...], columns: dict[str, int], subs: dict[str, Field]
+) -> dict[str, JSONValue] | None:
+    row: dict[str, JSONValue] = {name: None for name in subs}
+    for name, index in columns.items():
+        cell = cells[index].strip() if index < len(cells) else ""
+        if cell:
+            row[name] = _cell_value(subs[name], cell)
+    texts = [value for name, value in row.items() if subs[name].type == "string" and value]
+    numbers = [value for name, value in row.items() if subs[name].type != "string" and value]
+    if not texts and not numbers:
+        return None
+    first_words = words_of(str(texts[0])) if texts else []
+    if first_words and first_words[0] in _TOTAL_ROW and len(numbers) <= 1:
+        return None
+    return row
+
+
+def _cell_value(sub: Field, cell: str) -> JSONValue:
+    if sub.type == "money":
+        money = best_money(find_money(cell))
+        return money.value if money is not None else None
+    if sub.type == "number":
+        numbers = find_numbers(cell)
+        return numbers[0].value if numbers else None
+    if sub.type == "date":
+        dates = find_dates(cell)
+        return dates[0].value if dates else None
+    return cell
