@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from batchnb.documents.intake import IncomingFile, Refusal, collect
 from batchnb.errors import ConfigurationError, IntakeError, NotFoundError, SchemaError
 from batchnb.extract import Schema, get_extractor, schema_from_dict, schema_from_prompt
 from batchnb.extract.templates import FALLBACK, load_templates
+from batchnb.extract.validation import parse_rules
 from batchnb.queue import items
 from batchnb.services.audit import record_event
 from batchnb.services.processing import (
@@ -134,6 +135,7 @@ def submit(
     schema: SchemaInput | None = None,
     templates: Mapping[str, str] | str | Path | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    rules: Sequence[Mapping[str, Any]] | None = None,
 ) -> Batch:
     """Create a batch from paths, globs, folders or (name, bytes) pairs and queue every file.
 
@@ -164,6 +166,10 @@ def submit(
     min_confidence:
         For "auto": below this classification confidence a document gets the fallback template
         and is flagged ``low_confidence``.
+    rules:
+        Validation rules (see :mod:`batchnb.extract.validation`), e.g.
+        ``[{"required": ["total"]}, {"sum": "line_items.amount", "equals": "total"}]``.
+        Problems are stored as flags on each result; they never fail a document.
     """
     workspace = workspace or default_workspace()
     owner = owner or workspace.settings.user
@@ -171,6 +177,12 @@ def submit(
     strategy, options = _strategy_options(
         prompt, strategy, schema, document_prompts, templates, min_confidence
     )
+    if rules:
+        if strategy != "auto":
+            # Check every rule against the batch's schema now; "auto" batches apply each rule
+            # to the documents whose template has its fields.
+            parse_rules(rules, _batch_schema(prompt, options))
+        options["rules"] = [dict(rule) for rule in rules]
     get_extractor(extractor)
     if isinstance(sources, str | Path | tuple):
         sources = [sources]
@@ -327,6 +339,13 @@ def _inline_json_schema(node: Any, defs: Mapping[str, Any], depth: int) -> Any:
         for key, item in current.items()
         if key not in ("$defs", "definitions")
     }
+
+
+def _batch_schema(prompt: str | None, options: Mapping[str, Any]) -> Schema:
+    """The schema a global or per-document batch's default documents are extracted with."""
+    if "schema" in options:
+        return schema_from_dict(options["schema"])
+    return schema_from_prompt(prompt or "")
 
 
 def _default_name(files: list[IncomingFile]) -> str:

@@ -7,7 +7,10 @@ the queue.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +27,19 @@ from batchnb.db.models import (
     utcnow,
 )
 from batchnb.documents.parsed import ParsedDocument
-from batchnb.documents.parsers import parse_document
+from batchnb.documents.parsers import PARSER_VERSION, parse_document
 from batchnb.documents.storage import Storage
-from batchnb.extract import Schema, get_extractor, schema_from_dict, schema_from_prompt
+from batchnb.errors import SchemaError
+from batchnb.extract import (
+    Extractor,
+    Schema,
+    get_extractor,
+    schema_from_dict,
+    schema_from_prompt,
+)
 from batchnb.extract.classify import classify
 from batchnb.extract.templates import FALLBACK, builtin_templates, template_prompt
+from batchnb.extract.validation import Rule, parse_rules, validate
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.runner import Checkpoint, JobHandler
 
@@ -51,6 +62,8 @@ class DocumentOutput:
     page_count: int
     parser: str
     duration_ms: float
+    flags: list[dict[str, Any]]
+    cache_key: str
 
 
 # Every hook below runs once per document, so its statements are built once (building and
@@ -119,6 +132,7 @@ _JOB_INPUTS = (
     select(
         Document.storage_key,
         Document.file_type,
+        Document.content_hash,
         ExtractionJob.extractor,
         func.coalesce(ExtractionJob.prompt, Document.prompt),
         ExtractionBatch.prompt,
@@ -126,12 +140,84 @@ _JOB_INPUTS = (
         ExtractionBatch.options["schema"],
         ExtractionBatch.options["templates"],
         ExtractionBatch.options["min_confidence"],
+        ExtractionBatch.options["rules"],
     )
     .join(Document, Document.id == ExtractionJob.document_id)
     .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
     .where(ExtractionJob.id == bindparam("job"))
 )
 _INSERT_RESULT = insert(ExtractedData)
+_CACHED_RESULT = (
+    select(
+        ExtractedData.data,
+        ExtractedData.evidence,
+        ExtractedData.schema,
+        ExtractedData.confidence,
+        Document.page_count,
+        ExtractionJob.parser,
+    )
+    .join(Document, Document.id == ExtractedData.document_id)
+    .join(ExtractionJob, ExtractionJob.id == ExtractedData.job_id)
+    .where(ExtractedData.cache_key == bindparam("key"))
+    .limit(1)
+)
+
+
+def result_cache_key(
+    content_hash: str,
+    kind: str,
+    extractor: Extractor,
+    route: Mapping[str, Any],
+) -> str:
+    """What makes two extractions the same: bytes, parser, schema or routing, extractor.
+
+    ``route`` is what decides the schema: the schema's own hash when it is known before
+    parsing, or the "auto" strategy's templates and threshold (the type is found after).
+    """
+    canonical = json.dumps(
+        {
+            "content": content_hash,
+            "parser": PARSER_VERSION.get(kind, kind),
+            "route": route,
+            "extractor": [extractor.name, extractor.version],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _route_key(
+    own_prompt: str | None,
+    batch_prompt: str | None,
+    strategy: str,
+    stored_schema: dict[str, Any] | None,
+    templates: dict[str, str] | None,
+    min_confidence: float | None,
+) -> dict[str, Any]:
+    if own_prompt:
+        return {"schema": schema_from_prompt(own_prompt).hash()}
+    if strategy == "auto":
+        return {
+            "auto": templates or builtin_templates(),
+            "min_confidence": DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        }
+    if stored_schema:
+        return {"schema": schema_from_dict(stored_schema).hash()}
+    return {"schema": schema_from_prompt(batch_prompt or "").hash()}
+
+
+def _flags(
+    data: Mapping[str, Any], schema: Schema, rules: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """Validation flags; an "auto" batch applies each rule where the schema has its fields."""
+    applicable: list[Rule] = []
+    for rule in rules or []:
+        try:
+            applicable.extend(parse_rules([rule], schema))
+        except SchemaError:
+            continue
+    return [flag.to_dict() for flag in validate(data, schema, applicable)]
 
 
 def _route(
@@ -262,6 +348,7 @@ class DocumentJobHandler(JobHandler):
         (
             storage_key,
             kind,
+            content_hash,
             extractor_name,
             own_prompt,
             batch_prompt,
@@ -269,26 +356,47 @@ class DocumentJobHandler(JobHandler):
             stored_schema,
             templates,
             min_confidence,
+            rules,
         ) = found
+        extractor = get_extractor(extractor_name)
+        route = (own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence)
+        cache_key = result_cache_key(content_hash, kind, extractor, _route_key(*route))
+        with self.db.connect() as connection:
+            cached = connection.execute(_CACHED_RESULT, {"key": cache_key}).one_or_none()
+        if cached is not None:
+            # The same bytes, parser, schema and extractor ran before: reuse, extract nothing.
+            schema = Schema.from_dict(cached.schema)
+            return DocumentOutput(
+                data=cached.data,
+                evidence=cached.evidence,
+                schema=cached.schema,
+                confidence=cached.confidence,
+                page_count=cached.page_count or 0,
+                parser=f"cached:{cached.parser}",
+                duration_ms=(time.perf_counter() - started) * 1000,
+                flags=_flags(cached.data, schema, rules),
+                cache_key=cache_key,
+            )
         data = self.storage.read(storage_key)
         checkpoint()
         parsed = parse_document(data, kind)
         checkpoint()
-        schema, document_info = _route(
-            parsed, own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence
-        )
-        result = get_extractor(extractor_name).extract(parsed, schema)
+        schema, document_info = _route(parsed, *route)
+        result = extractor.extract(parsed, schema)
         evidence: dict[str, Any] = result.evidence()
         if document_info is not None:
             evidence[DOCUMENT_INFO_KEY] = document_info
+        values = result.data()
         return DocumentOutput(
-            data=result.data(),
+            data=values,
             evidence=evidence,
             schema=schema.to_dict(),
             confidence=result.confidence(),
             page_count=parsed.page_count,
             parser=parsed.parser,
             duration_ms=(time.perf_counter() - started) * 1000,
+            flags=_flags(values, schema, rules),
+            cache_key=cache_key,
         )
 
     def succeeded(self, connection: Connection, item: LeasedItem, output: DocumentOutput) -> None:
@@ -302,6 +410,8 @@ class DocumentJobHandler(JobHandler):
                 "evidence": output.evidence,
                 "schema": output.schema,
                 "confidence": output.confidence,
+                "flags": output.flags,
+                "cache_key": output.cache_key,
                 "created_at": utcnow(),
             },
         )

@@ -1,0 +1,93 @@
+"""The result cache (a rerun extracts nothing) and validation flags on stored results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from batchnb.db.models import ExtractedData, ExtractionBatch, ExtractionJob
+from batchnb.errors import SchemaError
+from batchnb.extract import FunctionExtractor, OfflineExtractor, register_extractor
+from batchnb.services.batches import submit
+from batchnb.services.workspace import Workspace, open_workspace
+
+from .conftest import SAMPLES
+
+CALLS: list[str] = []
+
+
+def _counting(document, schema):  # type: ignore[no-untyped-def]
+    CALLS.append(schema.hash())
+    return OfflineExtractor().extract(document, schema)
+
+
+register_extractor(
+    "counting-test", lambda: FunctionExtractor(_counting, name="counting-test"), replace=True
+)
+
+
+@pytest.fixture
+def inline(tmp_path: Path) -> Iterator[Workspace]:
+    """Every document runs inside submit (Huey's immediate mode)."""
+    workspace = open_workspace(home=str(tmp_path / "h"), queue_url="memory://")
+    CALLS.clear()
+    yield workspace
+    workspace.close()
+
+
+def _rows(workspace: Workspace, batch_id: int) -> list[tuple[ExtractedData, str | None]]:
+    with workspace.db.read() as session:
+        return list(
+            session.execute(
+                select(ExtractedData, ExtractionJob.parser)
+                .join(ExtractionJob, ExtractionJob.id == ExtractedData.job_id)
+                .where(ExtractedData.batch_id == batch_id)
+                .order_by(ExtractedData.document_id)
+            ).all()
+        )
+
+
+def test_rerunning_an_unchanged_batch_extracts_nothing(inline: Workspace) -> None:
+    first = submit([SAMPLES], "invoice number, total", extractor="counting-test", workspace=inline)
+    assert len(CALLS) == 7
+    second = submit([SAMPLES], "invoice number, total", extractor="counting-test", workspace=inline)
+    assert len(CALLS) == 7, "the second run must not call the extractor"
+    assert (
+        second.results()
+        .drop(columns=["document_id"])
+        .equals(first.results().drop(columns=["document_id"]))
+    )
+    parsers = [parser for _, parser in _rows(inline, second.id)]
+    assert all(parser and parser.startswith("cached:") for parser in parsers)
+
+
+def test_a_different_schema_is_not_served_from_the_cache(inline: Workspace) -> None:
+    submit([SAMPLES], "invoice number, total", extractor="counting-test", workspace=inline)
+    submit([SAMPLES], "invoice number, date", extractor="counting-test", workspace=inline)
+    assert len(CALLS) == 14
+
+
+def test_validation_flags_are_stored_on_the_result(inline: Workspace) -> None:
+    # The sample prints no due date, and its two item amounts add up to its total.
+    batch = submit(
+        [SAMPLES / "maplewood-print-invoice.txt"],
+        "invoice number, due date, total",
+        rules=[{"required": ["invoice_number", "due_date", "total"]}],
+        workspace=inline,
+    )
+    [(row, _)] = _rows(inline, batch.id)
+    assert row.data["invoice_number"] == "TXT-0042"
+    assert row.data["due_date"] is None
+    assert [(f["rule"], f["field"]) for f in row.flags] == [("required", "due_date")]
+
+
+def test_a_rule_naming_an_unknown_field_is_refused_before_anything_is_stored(
+    inline: Workspace,
+) -> None:
+    with pytest.raises(SchemaError, match="validation rule 1"):
+        submit([SAMPLES], "invoice number", rules=[{"required": ["total"]}], workspace=inline)
+    with inline.db.read() as session:
+        assert session.scalars(select(ExtractionBatch.id)).all() == []
