@@ -25,7 +25,7 @@ from batchnb.errors import BatchnbError
 from batchnb.services.batches import Batch, Progress, get_batch, latest_batch, submit
 from batchnb.services.health import check_health, live_workers
 from batchnb.services.workers import make_worker
-from batchnb.services.workspace import open_workspace
+from batchnb.services.workspace import Workspace, open_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +44,27 @@ def _domain_errors(func: F) -> F:
 def _batch_options(func: F) -> F:
     options = [
         click.argument("paths", nargs=-1, required=True),
-        click.option("--prompt", "-p", required=True, help="What to extract, in plain words."),
+        click.option("--prompt", "-p", help="What to extract, in plain words."),
+        click.option(
+            "--schema",
+            "schema_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help='The fields as a JSON file (JSON Schema or {"fields": [...]}), instead of '
+            "a prompt.",
+        ),
+        click.option(
+            "--strategy",
+            type=click.Choice(["global", "auto"]),
+            default="global",
+            show_default=True,
+            help="auto: recognise each document's type and use that type's prompt.",
+        ),
+        click.option(
+            "--rules",
+            "rules_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Validation rules as a JSON list; problems become flags on the results.",
+        ),
         click.option("--name", help="Batch name (default: from the file names)."),
         click.option("--extractor", default="offline", show_default=True),
         click.option("--priority", type=int, default=0, show_default=True),
@@ -52,6 +72,40 @@ def _batch_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _read_json(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: not readable JSON ({exc})") from None
+
+
+def _submit(
+    paths: tuple[str, ...],
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
+    name: str | None,
+    extractor: str,
+    priority: int,
+    workspace: Workspace,
+) -> Batch:
+    """The batch options shared by run and submit, handed to the service."""
+    return submit(
+        list(paths),
+        prompt,
+        schema=_read_json(schema_file),
+        strategy=strategy,
+        rules=_read_json(rules_file),
+        name=name,
+        extractor=extractor,
+        priority=priority,
+        workspace=workspace,
+    )
 
 
 def _report_refused(batch: Batch) -> None:
@@ -79,7 +133,10 @@ def main(verbose: int) -> None:
 @_domain_errors
 def run(
     paths: tuple[str, ...],
-    prompt: str,
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
     name: str | None,
     extractor: str,
     priority: int,
@@ -98,13 +155,8 @@ def run(
         worker = make_worker(workspace, in_process=True)
         worker.start()
     try:
-        batch = submit(
-            list(paths),
-            prompt,
-            name=name,
-            extractor=extractor,
-            priority=priority,
-            workspace=workspace,
+        batch = _submit(
+            paths, prompt, schema_file, strategy, rules_file, name, extractor, priority, workspace
         )
         _report_refused(batch)
         _wait_with_bar(batch, timeout)
@@ -159,16 +211,26 @@ def _write_results(results: pd.DataFrame, output: Path) -> None:
 @_batch_options
 @_domain_errors
 def submit_command(
-    paths: tuple[str, ...], prompt: str, name: str | None, extractor: str, priority: int
+    paths: tuple[str, ...],
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
+    name: str | None,
+    extractor: str,
+    priority: int,
 ) -> None:
     """Queue a batch for workers and print its id (messages go to standard error)."""
-    batch = submit(
-        list(paths),
+    batch = _submit(
+        paths,
         prompt,
-        name=name,
-        extractor=extractor,
-        priority=priority,
-        workspace=open_workspace(),
+        schema_file,
+        strategy,
+        rules_file,
+        name,
+        extractor,
+        priority,
+        open_workspace(),
     )
     _report_refused(batch)
     click.echo(f"queued {batch.progress().total} documents as batch {batch.id}", err=True)

@@ -100,3 +100,31 @@ def test_db_commands(home: Path) -> None:
     current = invoke("db", "current").stdout
     assert "revision None" in current
     assert f"revision {head_revision()}" in invoke("db", "upgrade").stdout
+
+
+def test_schema_file_rules_file_and_auto_strategy(home: Path, tmp_path: Path) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(
+        json.dumps({"fields": [{"name": "invoice_number"}, {"name": "total", "type": "money"}]})
+    )
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"required": ["invoice_number"]}]))
+    result = invoke(
+        "run",
+        str(SAMPLES / "maplewood-print-invoice.txt"),
+        "--schema",
+        str(schema),
+        "--rules",
+        str(rules),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "TXT-0042" in result.stdout
+    auto = invoke("run", str(SAMPLES), "--strategy", "auto")
+    assert auto.exit_code == 0, auto.stderr
+    assert "document_type" in auto.stdout and "invoice" in auto.stdout
+
+
+def test_a_prompt_or_a_schema_is_needed(home: Path) -> None:
+    result = CliRunner().invoke(main, ["submit", str(SAMPLES)])
+    assert result.exit_code == 1
+    assert "prompt" in result.stderr and "schema" in result.stderr
