@@ -13,6 +13,11 @@ from sqlalchemy.engine import make_url
 
 from batchnb.config import Settings, load_settings
 
+#: The labelled documents beside the repository (../shared/eval), or BATCHNB_EVAL_DIR.
+EVAL_DIR = Path(
+    os.environ.get("BATCHNB_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval")
+)
+
 POSTGRES_ENV = "BATCHNB_TEST_POSTGRES_URL"
 REDIS_ENV = "BATCHNB_TEST_REDIS_URL"
 

@@ -18,12 +18,13 @@ from reportlab.pdfgen import canvas
 from batchnb.documents import ocr, parse_document
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.errors import DocumentError, MissingDependencyError
+from tests.conftest import EVAL_DIR
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None,
     reason="the tesseract program is not installed (run scripts/system-packages.sh)",
 )
-EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
+EVAL = EVAL_DIR
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 LINES = ("Invoice Number: INV-0042", "Total: 123.45 EUR")
 

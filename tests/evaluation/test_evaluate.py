@@ -14,8 +14,9 @@ from batchnb.documents.parsed import ParsedDocument
 from batchnb.evaluation import evaluate
 from batchnb.extract import ExtractorRegistry, FunctionExtractor, Schema, register_extractor
 from batchnb.extract import registry as registry_module
+from tests.conftest import EVAL_DIR
 
-SHARED_EVAL = Path("/work/shared/eval")
+SHARED_EVAL = EVAL_DIR
 FAKE = "eval-json-echo"
 PROMPT = (
     "Extract the invoice number, invoice date, total amount, vendor name and the line items "

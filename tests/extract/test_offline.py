@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,10 @@ from batchnb.extract import (
     schema_from_dict,
     schema_from_prompt,
 )
+from tests.conftest import EVAL_DIR
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "documents"
-EVAL = Path(os.environ.get("BATCHNB_EVAL_DIR", "/work/shared/eval"))
+EVAL = EVAL_DIR
 KINDS = {".pdf": "pdf", ".txt": "text", ".md": "markdown", ".html": "html"}
 
 
