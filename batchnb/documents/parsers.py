@@ -16,13 +16,14 @@ import codecs
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from html.parser import HTMLParser
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pypdfium2
 
-from batchnb.documents.parsed import Page, ParsedDocument
+from batchnb.documents.parsed import Page, ParsedDocument, Table
 from batchnb.errors import DocumentError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ PARSER_VERSION: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: Appended to a PDF's parser version when its tables were read (``tables=True``).
+PDF_TABLES_VERSION = "pdfplumber-tables-1"
 #: PDFs with more pages are refused, so one document cannot hold a worker for hours.
 MAX_PDF_PAGES = 2000
 #: Text and HTML larger than this are refused (decoded text costs several times its bytes).
@@ -60,8 +63,14 @@ _PDFIUM_LOCK = threading.Lock()
 _PDF_PASSWORD_ERRORS = frozenset({4, 5})
 
 
-def parse_document(data: bytes, kind: str) -> ParsedDocument:
+def parse_document(data: bytes, kind: str, *, tables: bool = False) -> ParsedDocument:
     """Parse ``data`` as a document of ``kind`` (a :class:`FileType` kind, e.g. ``"pdf"``).
+
+    ``tables=True`` also reads the tables of a PDF's pages (see
+    :mod:`~batchnb.documents.pdf_tables`; about 0.1 s a page, so ask only when a schema has
+    array fields). The text layer stays first and unchanged; each table found is appended to
+    its page's text after a blank line, as tab-separated lines, and ``Page.tables`` points at
+    it. Other kinds ignore ``tables`` (their parsers always fill ``Page.tables``).
 
     Raises
     ------
@@ -77,7 +86,29 @@ def parse_document(data: bytes, kind: str) -> ParsedDocument:
     if parser is None:
         supported = ", ".join(sorted(_PARSERS))
         raise DocumentError(f"no parser for {kind!r} documents; parsable kinds: {supported}")
-    return parser(data)
+    document = parser(data)
+    if tables and kind == "pdf":
+        return _with_pdf_tables(data, document)
+    return document
+
+
+def _with_pdf_tables(data: bytes, document: ParsedDocument) -> ParsedDocument:
+    """``document`` with the PDF's tables appended to their pages' text (see parse_document)."""
+    from batchnb.documents.pdf_tables import find_tables
+
+    found = find_tables(data, [page.number for page in document.pages if page.text.strip()])
+    pages = list(document.pages)
+    for number, tables in found.items():
+        page = pages[number - 1]
+        text, placed = page.text, list(page.tables)
+        for rows in tables:
+            table = Table(rows=tuple(tuple(row) for row in rows[1:]), header=tuple(rows[0]))
+            text = f"{text}\n\n" if text else text
+            start = len(text)
+            text += table.text
+            placed.append(replace(table, start=start, end=len(text)))
+        pages[number - 1] = replace(page, text=text, tables=tuple(placed))
+    return replace(document, pages=tuple(pages), parser=f"{document.parser}+{PDF_TABLES_VERSION}")
 
 
 def _parse_pdf(data: bytes) -> ParsedDocument:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from batchnb.documents.parsed import ParsedDocument
+from batchnb.documents.parsers import PDF_TABLES_VERSION
 from batchnb.extract.base import ExtractedValue, ExtractionResult, Extractor
 from batchnb.extract.labels import (
     DAY_FIRST_LANGUAGES,
@@ -100,9 +101,13 @@ class OfflineExtractor:
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
         """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
-        pages = [PageLines.of(page.number, page.text) for page in document.pages]
-        order = date_order_hint(document.text)
-        if order is None and document_language(document.text) in DAY_FIRST_LANGUAGES:
+        texts = _text_layers(document)
+        pages = [
+            PageLines.of(page.number, text)
+            for page, text in zip(document.pages, texts, strict=True)
+        ]
+        order = date_order_hint("\f".join(texts))
+        if order is None and document_language("\f".join(texts)) in DAY_FIRST_LANGUAGES:
             order = "dmy"
         values: dict[str, ExtractedValue | None] = {}
         notes: list[str] = []
@@ -119,6 +124,20 @@ class OfflineExtractor:
 def register(register_extractor: Callable[[str, Callable[[], Extractor]], None]) -> None:
     """Entry point of the ``batchnb.extractors`` group: registers ``offline``."""
     register_extractor(OfflineExtractor.name, OfflineExtractor)
+
+
+def _text_layers(document: ParsedDocument) -> list[str]:
+    """Each page's text without the PDF tables appended to it (``parse_document(tables=True)``).
+
+    Labelled values are read from the text layer only: the appended rendering repeats the
+    table's words ("Total") and would move "last occurrence" picks into it.
+    """
+    if PDF_TABLES_VERSION not in document.parser:
+        return [page.text for page in document.pages]
+    return [
+        page.text[: max(min(t.start for t in page.tables) - 2, 0)] if page.tables else page.text
+        for page in document.pages
+    ]
 
 
 def value_kind(field: Field, concept: Concept | None) -> ValueKind:

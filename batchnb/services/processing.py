@@ -207,6 +207,27 @@ def _route_key(
     return {"schema": schema_from_prompt(batch_prompt or "").hash()}
 
 
+def _wants_tables(
+    own_prompt: str | None,
+    batch_prompt: str | None,
+    strategy: str,
+    stored_schema: dict[str, Any] | None,
+    templates: dict[str, str] | None,
+    min_confidence: float | None,
+) -> bool:
+    """Whether the schema can have array fields: PDF tables cost ~0.1 s a page, read them only
+    then ("auto" decides the schema after parsing, so any template with arrays counts)."""
+    if own_prompt:
+        schemas = [schema_from_prompt(own_prompt)]
+    elif strategy == "auto":
+        schemas = [schema_from_prompt(p) for p in (templates or builtin_templates()).values()]
+    elif stored_schema:
+        schemas = [schema_from_dict(stored_schema)]
+    else:
+        schemas = [schema_from_prompt(batch_prompt or "")]
+    return any(field.type == "array" for schema in schemas for field in schema.fields)
+
+
 def _flags(
     data: Mapping[str, Any], schema: Schema, rules: list[dict[str, Any]] | None
 ) -> list[dict[str, Any]]:
@@ -360,7 +381,10 @@ class DocumentJobHandler(JobHandler):
         ) = found
         extractor = get_extractor(extractor_name)
         route = (own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence)
-        cache_key = result_cache_key(content_hash, kind, extractor, _route_key(*route))
+        tables = _wants_tables(*route)
+        cache_key = result_cache_key(
+            content_hash, kind, extractor, {**_route_key(*route), "tables": tables}
+        )
         with self.db.connect() as connection:
             cached = connection.execute(_CACHED_RESULT, {"key": cache_key}).one_or_none()
         if cached is not None:
@@ -379,7 +403,7 @@ class DocumentJobHandler(JobHandler):
             )
         data = self.storage.read(storage_key)
         checkpoint()
-        parsed = parse_document(data, kind)
+        parsed = parse_document(data, kind, tables=tables)
         checkpoint()
         schema, document_info = _route(parsed, *route)
         result = extractor.extract(parsed, schema)

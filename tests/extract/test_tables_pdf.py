@@ -65,3 +65,12 @@ def test_without_tables_the_array_is_not_found() -> None:
     schema = schema_from_prompt(PROMPT)
     (field,) = (f for f in schema.fields if f.type == "array")
     assert OfflineExtractor().extract(document, schema).values[field.name] is None
+
+
+def test_header_fields_ignore_the_appended_tables() -> None:
+    schema = schema_from_prompt("invoice number, total")
+    plain = OfflineExtractor().extract(parse_document(invoice_pdf(), "pdf"), schema)
+    with_tables = OfflineExtractor().extract(
+        parse_document(invoice_pdf(), "pdf", tables=True), schema
+    )
+    assert with_tables.values == plain.values
