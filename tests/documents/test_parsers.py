@@ -168,3 +168,18 @@ def test_text_size_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parsers_module, "MAX_TEXT_BYTES", 10)
     with pytest.raises(DocumentError, match="too large to parse"):
         parse_document(b"x" * 11, "text")
+
+
+def test_a_ten_thousand_page_pdf_is_refused_without_reading_its_pages() -> None:
+    import io
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer)
+    for _ in range(10_000):
+        canvas.drawString(50, 800, "p")
+        canvas.showPage()
+    canvas.save()
+    with pytest.raises(DocumentError, match=r"too many pages: 10,000 \(the limit is 2,000\)"):
+        parse_document(buffer.getvalue(), "pdf")
