@@ -187,47 +187,6 @@ def result_cache_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _route_key(
-    own_prompt: str | None,
-    batch_prompt: str | None,
-    strategy: str,
-    stored_schema: dict[str, Any] | None,
-    templates: dict[str, str] | None,
-    min_confidence: float | None,
-) -> dict[str, Any]:
-    if own_prompt:
-        return {"schema": schema_from_prompt(own_prompt).hash()}
-    if strategy == "auto":
-        return {
-            "auto": templates or builtin_templates(),
-            "min_confidence": DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-        }
-    if stored_schema:
-        return {"schema": schema_from_dict(stored_schema).hash()}
-    return {"schema": schema_from_prompt(batch_prompt or "").hash()}
-
-
-def _wants_tables(
-    own_prompt: str | None,
-    batch_prompt: str | None,
-    strategy: str,
-    stored_schema: dict[str, Any] | None,
-    templates: dict[str, str] | None,
-    min_confidence: float | None,
-) -> bool:
-    """Whether the schema can have array fields: PDF tables cost ~0.1 s a page, read them only
-    then ("auto" decides the schema after parsing, so any template with arrays counts)."""
-    if own_prompt:
-        schemas = [schema_from_prompt(own_prompt)]
-    elif strategy == "auto":
-        schemas = [schema_from_prompt(p) for p in (templates or builtin_templates()).values()]
-    elif stored_schema:
-        schemas = [schema_from_dict(stored_schema)]
-    else:
-        schemas = [schema_from_prompt(batch_prompt or "")]
-    return any(field.type == "array" for schema in schemas for field in schema.fields)
-
-
 def _flags(
     data: Mapping[str, Any], schema: Schema, rules: list[dict[str, Any]] | None
 ) -> list[dict[str, Any]]:
@@ -241,30 +200,65 @@ def _flags(
     return [flag.to_dict() for flag in validate(data, schema, applicable)]
 
 
-def _route(
-    parsed: ParsedDocument,
-    own_prompt: str | None,
-    batch_prompt: str | None,
-    strategy: str,
-    stored_schema: dict[str, Any] | None,
-    templates: dict[str, str] | None,
-    min_confidence: float | None,
-) -> tuple[Schema, dict[str, Any] | None]:
-    """The schema one document is extracted with, and for "auto" what the classifier said.
+@dataclass(frozen=True)
+class Route:
+    """How one document's schema is chosen: known before parsing, or by classifying it.
 
     A prompt of the job (a retry with a new prompt) or of the document comes first; then an
     "auto" batch classifies the document and takes its type's template (the batch's stored
     templates, else the built-in ones), or the fallback when the classifier is not sure; then
     the batch's schema, then its prompt.
     """
-    if own_prompt:
-        return schema_from_prompt(own_prompt), None
-    if strategy == "auto":
-        found = classify(parsed)
+
+    schema: Schema | None
+    templates: dict[str, str]
+    min_confidence: float
+
+    @classmethod
+    def of(
+        cls,
+        own_prompt: str | None,
+        batch_prompt: str | None,
+        strategy: str,
+        stored_schema: dict[str, Any] | None,
+        templates: dict[str, str] | None,
+        min_confidence: float | None,
+    ) -> Route:
         threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
-        low = found.confidence < threshold
-        chosen = templates or builtin_templates()
-        prompt = template_prompt(chosen, FALLBACK if low else found.type)
+        if own_prompt:
+            schema: Schema | None = schema_from_prompt(own_prompt)
+        elif strategy == "auto":
+            schema = None
+        elif stored_schema:
+            schema = schema_from_dict(stored_schema)
+        else:
+            schema = schema_from_prompt(batch_prompt or "")
+        return cls(schema, templates or builtin_templates(), threshold)
+
+    def cache_part(self) -> dict[str, Any]:
+        """What of the route belongs in the result cache key."""
+        if self.schema is not None:
+            return {"schema": self.schema.hash()}
+        return {"auto": self.templates, "min_confidence": self.min_confidence}
+
+    def wants_tables(self) -> bool:
+        """Whether the schema can have array fields: PDF tables cost ~0.1 s a page, so they
+        are read only then ("auto" decides after parsing, so any template with arrays counts).
+        """
+        schemas = (
+            [self.schema]
+            if self.schema is not None
+            else [schema_from_prompt(prompt) for prompt in self.templates.values()]
+        )
+        return any(field.type == "array" for schema in schemas for field in schema.fields)
+
+    def choose(self, parsed: ParsedDocument) -> tuple[Schema, dict[str, Any] | None]:
+        """The schema for this document, and for "auto" what the classifier said."""
+        if self.schema is not None:
+            return self.schema, None
+        found = classify(parsed)
+        low = found.confidence < self.min_confidence
+        prompt = template_prompt(self.templates, FALLBACK if low else found.type)
         info = {
             "type": found.type,
             "confidence": found.confidence,
@@ -272,9 +266,6 @@ def _route(
             "prompt": prompt,
         }
         return schema_from_prompt(prompt), info
-    if stored_schema:
-        return schema_from_dict(stored_schema), None
-    return schema_from_prompt(batch_prompt or ""), None
 
 
 def refresh_batch_status(connection: Connection, batch_id: int) -> None:
@@ -380,10 +371,12 @@ class DocumentJobHandler(JobHandler):
             rules,
         ) = found
         extractor = get_extractor(extractor_name)
-        route = (own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence)
-        tables = _wants_tables(*route)
+        route = Route.of(
+            own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence
+        )
+        tables = route.wants_tables()
         cache_key = result_cache_key(
-            content_hash, kind, extractor, {**_route_key(*route), "tables": tables}
+            content_hash, kind, extractor, {**route.cache_part(), "tables": tables}
         )
         with self.db.connect() as connection:
             cached = connection.execute(_CACHED_RESULT, {"key": cache_key}).one_or_none()
@@ -405,7 +398,7 @@ class DocumentJobHandler(JobHandler):
         checkpoint()
         parsed = parse_document(data, kind, tables=tables)
         checkpoint()
-        schema, document_info = _route(parsed, *route)
+        schema, document_info = route.choose(parsed)
         result = extractor.extract(parsed, schema)
         evidence: dict[str, Any] = result.evidence()
         if document_info is not None:
