@@ -9,6 +9,7 @@ is computed from a canonical JSON form that does not depend on dict order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -140,8 +141,7 @@ class Schema:
 
     def hash(self) -> str:
         """sha256 hex digest of the canonical JSON form (stable across runs and dict order)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return _schema_hash(self)
 
 
 def to_field_name(label: str) -> str:
@@ -180,6 +180,14 @@ def infer_type(label: str) -> FieldType:
     return "string"
 
 
+@functools.lru_cache(maxsize=1024)
+def _schema_hash(schema: Schema) -> str:
+    # Schemas are immutable and every document of a batch hashes the same one.
+    canonical = json.dumps(schema.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
 def schema_from_prompt(prompt: str) -> Schema:
     """Turn a prompt in plain words into a schema.
 

@@ -355,30 +355,29 @@ class DocumentJobHandler(JobHandler):
         started = time.perf_counter()
         with self.db.connect() as connection:
             found = connection.execute(_JOB_INPUTS, {"job": item.payload["job_id"]}).one_or_none()
-        if found is None:
-            raise LookupError(f"job {item.payload['job_id']} no longer exists")
-        (
-            storage_key,
-            kind,
-            content_hash,
-            extractor_name,
-            own_prompt,
-            batch_prompt,
-            strategy,
-            stored_schema,
-            templates,
-            min_confidence,
-            rules,
-        ) = found
-        extractor = get_extractor(extractor_name)
-        route = Route.of(
-            own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence
-        )
-        tables = route.wants_tables()
-        cache_key = result_cache_key(
-            content_hash, kind, extractor, {**route.cache_part(), "tables": tables}
-        )
-        with self.db.connect() as connection:
+            if found is None:
+                raise LookupError(f"job {item.payload['job_id']} no longer exists")
+            (
+                storage_key,
+                kind,
+                content_hash,
+                extractor_name,
+                own_prompt,
+                batch_prompt,
+                strategy,
+                stored_schema,
+                templates,
+                min_confidence,
+                rules,
+            ) = found
+            extractor = get_extractor(extractor_name)
+            route = Route.of(
+                own_prompt, batch_prompt, strategy, stored_schema, templates, min_confidence
+            )
+            tables = route.wants_tables()
+            cache_key = result_cache_key(
+                content_hash, kind, extractor, {**route.cache_part(), "tables": tables}
+            )
             cached = connection.execute(_CACHED_RESULT, {"key": cache_key}).one_or_none()
         if cached is not None:
             # The same bytes, parser, schema and extractor ran before: reuse, extract nothing.
