@@ -41,6 +41,9 @@ OCR_PARSER_VERSION = "ocr-1"
 _FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",), "tiff": ("TIFF",)}
 _LABELS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 _DIGIT = re.compile(r"\d")
+#: Images at least this much taller than wide are read with ``--psm 6`` first: on till
+#: receipts it finds more totals and dates than ``--psm 3`` (BASELINES.md, SROIE).
+RECEIPT_ASPECT = 1.6
 
 
 class MissingProgramError(MissingDependencyError):
@@ -120,9 +123,16 @@ class TesseractEngine:
         return self._version
 
     def recognize(self, image: Image.Image) -> OcrPage:
-        """Read ``image`` with the first page segmentation mode, the second if it looks poor."""
-        page = self.recognize_with(image, self.psm[0])
-        for psm in self.psm[1:]:
+        """Read ``image`` with the first page segmentation mode, the second if it looks poor.
+
+        A narrow, tall image (a till receipt) tries ``--psm 6`` first when it is one of the modes.
+        """
+        modes = self.psm
+        width, height = image.size
+        if 6 in modes and height >= RECEIPT_ASPECT * width:
+            modes = (6, *(psm for psm in modes if psm != 6))
+        page = self.recognize_with(image, modes[0])
+        for psm in modes[1:]:
             if not self._looks_poor(page):
                 break
             page = self.recognize_with(image, psm)

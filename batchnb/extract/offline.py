@@ -38,6 +38,12 @@ from batchnb.extract.labels import (
 )
 from batchnb.extract.layout import Line, PageLines, line_value
 from batchnb.extract.parties import issuer_line, party_below
+from batchnb.extract.receipts import (
+    looks_like_receipt,
+    receipt_address,
+    receipt_company,
+    receipt_total,
+)
 from batchnb.extract.schema import Field, Schema
 from batchnb.extract.tables import items_from_tables
 from batchnb.extract.values import (
@@ -64,6 +70,8 @@ NEXT_LINE_FACTOR = 0.8
 """The value is on the line below the label."""
 FALLBACK_CONFIDENCE = 0.4
 """No label: a layout heuristic (first date, largest amount, first line) found the value."""
+RECEIPT_CONFIDENCE = 0.7
+"""A till receipt's layout (name on top, "TOTAL" at the bottom) gave the value."""
 MAX_BLOCK_LINES = 3
 """Lines an address may span."""
 PARTY_CONCEPTS = frozenset({"company", "customer"})
@@ -107,8 +115,11 @@ class OfflineExtractor:
             for page, text in zip(document.pages, texts, strict=True)
         ]
         order = date_order_hint("\f".join(texts))
-        if order is None and document_language("\f".join(texts)) in DAY_FIRST_LANGUAGES:
-            order = "dmy"
+        receipt = looks_like_receipt("\f".join(texts))
+        if order is None and (
+            receipt or document_language("\f".join(texts)) in DAY_FIRST_LANGUAGES
+        ):
+            order = "dmy"  # the receipts these readers know (Malaysia, Europe) are day-first
         values: dict[str, ExtractedValue | None] = {}
         notes: list[str] = []
         for field in schema.fields:
@@ -117,7 +128,8 @@ class OfflineExtractor:
                 if values[field.name] is None:
                     notes.append(f"no table with columns for {field.name!r} was found")
                 continue
-            values[field.name] = _find_field(field, pages, order)
+            found = _receipt_field(field, pages) if receipt else None
+            values[field.name] = found or _find_field(field, pages, order)
         return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
 
 
@@ -156,6 +168,26 @@ def value_kind(field: Field, concept: Concept | None) -> ValueKind:
     if (concept is not None and concept.identifier) or tail in _IDENTIFIER_TAILS:
         return "identifier"
     return "text"
+
+
+def _receipt_field(field: Field, pages: list[PageLines]) -> ExtractedValue | None:
+    """The shop's name, address or total read from a till receipt's layout (first page)."""
+    concept = concept_for(field)
+    if concept is None or not pages:
+        return None
+    kind = value_kind(field, concept)
+    page = pages[0]
+    found: ValueMatch | None = None
+    if concept.name == "company" and kind == "text":
+        company = receipt_company(page)
+        found = company[0] if company is not None else None
+    elif concept.name == "address" and kind == "text":
+        found = receipt_address(page)
+    elif concept.name in ("total", "amount_due") and kind in ("money", "amount"):
+        found = receipt_total(page)
+        if found is not None and kind == "amount" and isinstance(found.value, dict):
+            found = ValueMatch(found.value["amount"], found.start, found.end)
+    return None if found is None else _grounded(page, found, RECEIPT_CONFIDENCE)
 
 
 def _find_field(

@@ -209,3 +209,20 @@ def test_sroie_receipt_total_is_read() -> None:
     parsed = parse_document((EVAL / "documents" / f"{name}.jpg").read_bytes(), "jpeg")
     assert truth["total"] in parsed.text
     _assert_words_match(parsed)
+
+
+def test_tall_receipt_images_try_psm6_first() -> None:
+    class Engine(ocr.TesseractEngine):
+        def __init__(self) -> None:
+            self.psm = (3, 6)
+            self.min_words = 0
+            self.calls: list[int] = []
+
+        def recognize_with(self, image: Image.Image, psm: int) -> ocr.OcrPage:
+            self.calls.append(psm)
+            return ocr.OcrPage("TOTAL 9.00 CASH 10.00 CHANGE 1.00")
+
+    engine = Engine()
+    engine.recognize(Image.new("L", (40, 100)))
+    engine.recognize(Image.new("L", (70, 100)))
+    assert engine.calls == [6, 3]
