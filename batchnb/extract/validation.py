@@ -6,6 +6,8 @@ can live in JSON, TOML or a notebook cell):
 - ``{"required": ["invoice_number", "total"]}``: these fields must have a value;
 - ``{"sum": "line_items.amount", "equals": "total", "tolerance": 0.01}``: the items' amounts
   add up to the total, within the tolerance (absolute, in the total's unit).
+
+Array fields are also checked for completeness against the table they come from.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from batchnb.documents.parsed import Page
 from batchnb.errors import SchemaError
 from batchnb.extract.schema import Field, Schema
+from batchnb.extract.tables import items_from_tables
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -118,6 +122,36 @@ def validate(data: Mapping[str, Any], schema: Schema, rules: Sequence[Rule] = ()
     flags = [flag for field in schema.fields for flag in _type_flags(field, data.get(field.name))]
     for rule in rules:
         flags.extend(rule.check(data))
+    return flags
+
+
+def completeness_flags(
+    data: Mapping[str, Any], schema: Schema, pages: Sequence[Page]
+) -> list[Flag]:
+    """Array fields with fewer items than the rows of the document's matching table.
+
+    Long arrays are where extractors (language models above all) stop early; the table the
+    array comes from says how many items there should be.
+    """
+    flags = []
+    for field in schema.fields:
+        if field.type != "array":
+            continue
+        table_items = items_from_tables(field, pages)
+        if table_items is None or not isinstance(table_items.value, list):
+            continue
+        expected = len(table_items.value)
+        items = data.get(field.name)
+        found = len(items) if isinstance(items, list) else 0
+        if found < expected:
+            flags.append(
+                Flag(
+                    "incomplete",
+                    field.name,
+                    f"{field.name} has {found} of the {expected} rows of the table on page "
+                    f"{table_items.page}",
+                )
+            )
     return flags
 
 

@@ -39,7 +39,7 @@ from batchnb.extract import (
 )
 from batchnb.extract.classify import classify
 from batchnb.extract.templates import FALLBACK, builtin_templates, template_prompt
-from batchnb.extract.validation import Rule, parse_rules, validate
+from batchnb.extract.validation import Rule, completeness_flags, parse_rules, validate
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.runner import Checkpoint, JobHandler
 
@@ -153,6 +153,7 @@ _CACHED_RESULT = (
         ExtractedData.evidence,
         ExtractedData.schema,
         ExtractedData.confidence,
+        ExtractedData.flags,
         Document.page_count,
         ExtractionJob.parser,
     )
@@ -390,7 +391,8 @@ class DocumentJobHandler(JobHandler):
                 page_count=cached.page_count or 0,
                 parser=f"cached:{cached.parser}",
                 duration_ms=(time.perf_counter() - started) * 1000,
-                flags=_flags(cached.data, schema, rules),
+                flags=_flags(cached.data, schema, rules)
+                + [flag for flag in cached.flags if flag["rule"] == "incomplete"],
                 cache_key=cache_key,
             )
         data = self.storage.read(storage_key)
@@ -411,7 +413,8 @@ class DocumentJobHandler(JobHandler):
             page_count=parsed.page_count,
             parser=parsed.parser,
             duration_ms=(time.perf_counter() - started) * 1000,
-            flags=_flags(values, schema, rules),
+            flags=_flags(values, schema, rules)
+            + [flag.to_dict() for flag in completeness_flags(values, schema, parsed.pages)],
             cache_key=cache_key,
         )
 

@@ -91,3 +91,40 @@ def test_a_rule_naming_an_unknown_field_is_refused_before_anything_is_stored(
         submit([SAMPLES], "invoice number", rules=[{"required": ["total"]}], workspace=inline)
     with inline.db.read() as session:
         assert session.scalars(select(ExtractionBatch.id)).all() == []
+
+
+ITEMS_CSV = (
+    b"description,quantity,amount\nPosters,150,525.00\nBooklets,200,320.00\nFlyers,500,95.00\n"
+)
+
+
+def _first_item_only(document, schema):  # type: ignore[no-untyped-def]
+    result = OfflineExtractor().extract(document, schema).data()
+    return {**result, "line_items": result["line_items"][:1]}
+
+
+register_extractor(
+    "first-item-only-test",
+    lambda: FunctionExtractor(_first_item_only, name="first-item-only-test"),
+    replace=True,
+)
+
+
+@pytest.mark.parametrize(("extractor", "expected"), [("offline", []), ("first-item-only-test", 1)])
+def test_arrays_shorter_than_their_table_are_flagged(
+    inline: Workspace, extractor: str, expected: object
+) -> None:
+    batch = submit(
+        [("items.csv", ITEMS_CSV)],
+        "line items (description, quantity, amount)",
+        extractor=extractor,
+        workspace=inline,
+    )
+    [(row, _)] = _rows(inline, batch.id)
+    incomplete = [flag for flag in row.flags if flag["rule"] == "incomplete"]
+    if expected == []:
+        assert len(row.data["line_items"]) == 3 and incomplete == []
+    else:
+        assert [flag["message"] for flag in incomplete] == [
+            "line_items has 1 of the 3 rows of the table on page 1"
+        ]
