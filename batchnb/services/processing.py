@@ -389,7 +389,7 @@ class DocumentJobHandler(JobHandler):
                 schema=cached.schema,
                 confidence=cached.confidence,
                 page_count=cached.page_count or 0,
-                parser=f"cached:{cached.parser}",
+                parser=f"cached:{(cached.parser or '').removeprefix('cached:')}",
                 duration_ms=(time.perf_counter() - started) * 1000,
                 flags=_flags(cached.data, schema, rules)
                 + [flag for flag in cached.flags if flag["rule"] == "incomplete"],
