@@ -1,0 +1,321 @@
+"""Streaming export writers: JSON, JSON Lines, CSV, Excel and Parquet with constant memory.
+
+:func:`write` is the entry point. It turns records into rows (:mod:`batchnb.export.rows`) and
+hands them to one :class:`Writer` per format in chunks of ``chunk_size`` rows, so peak memory does
+not grow with the number of documents (DESIGN.md, decision 8). Each writer writes to a hidden
+``.part`` file beside ``path`` and moves it into place only when complete: a failed export never
+leaves a half-written file under the requested name.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar, Literal, get_args
+
+from batchnb.export.cells import (
+    json_default,
+    json_text,
+    neutralise,
+    sheet_title,
+    text_cell,
+    xlsx_cell,
+)
+from batchnb.export.rows import (
+    Column,
+    ExportError,
+    ExportRecord,
+    Mode,
+    RowLayout,
+    build_layout,
+    chunked,
+    iter_rows,
+    select_records,
+)
+
+Format = Literal["json", "jsonl", "csv", "xlsx", "parquet"]
+FORMATS: tuple[str, ...] = get_args(Format)
+
+EXCEL_MAX_ROWS = 1_048_576
+"""Rows of one Excel sheet, header included; past it the export continues on a new sheet."""
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: data rows (headers excluded) and the file size in bytes."""
+
+    rows: int
+    bytes: int
+
+
+class Writer:
+    """Base class of the format writers: open a file, take chunks of rows, close.
+
+    Subclasses set :attr:`format` and implement :meth:`open`, :meth:`write_rows` and
+    :meth:`close`. Rows are dicts keyed by the layout's column names.
+    """
+
+    format: ClassVar[str]
+
+    def __init__(self, path: Path, layout: RowLayout) -> None:
+        self.path = path
+        self.layout = layout
+        self.rows = 0
+
+    def open(self) -> None:
+        """Create the file and write any header."""
+        raise NotImplementedError
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Write one chunk of rows."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file (footer, sheet, metadata) and release it."""
+        raise NotImplementedError
+
+
+class JSONWriter(Writer):
+    """A JSON array of row objects, written one object at a time; arrays stay nested."""
+
+    format = "json"
+
+    def open(self) -> None:
+        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self._file.write("[")
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._file.write(",\n" if self.rows else "\n")
+            self._file.write(json.dumps(row, ensure_ascii=False, default=json_default))
+            self.rows += 1
+
+    def close(self) -> None:
+        self._file.write("\n]\n" if self.rows else "]\n")
+        self._file.close()
+
+
+class JSONLinesWriter(Writer):
+    """One JSON object per line."""
+
+    format = "jsonl"
+
+    def open(self) -> None:
+        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        lines = [json.dumps(row, ensure_ascii=False, default=json_default) for row in rows]
+        self._file.write("\n".join(lines) + "\n")
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CSVWriter(Writer):
+    """CSV (UTF-8, Excel dialect) with neutralised formulas; arrays as JSON text."""
+
+    format = "csv"
+
+    def open(self) -> None:
+        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.layout.names)
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        names = self.layout.names
+        self._writer.writerows([text_cell(row.get(name)) for name in names] for row in rows)
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ExcelWriter(Writer):
+    """An .xlsx workbook through openpyxl's write-only mode, with typed cells.
+
+    Numbers, dates and booleans keep their type; text is neutralised against formulas and cut
+    at Excel's 32,767 characters with a visible marker. A sheet holds at most
+    :data:`EXCEL_MAX_ROWS` rows (header included); the rest continue on "Documents (2)", ...
+    """
+
+    format = "xlsx"
+
+    def open(self) -> None:
+        from openpyxl import Workbook
+
+        self._workbook = Workbook(write_only=True)
+        self._base = self.layout.array_field or "Documents"
+        self._titles: set[str] = set()
+        self._sheet_rows = 0
+        self._new_sheet()
+
+    def _new_sheet(self) -> None:
+        title = sheet_title(self._base, len(self._titles) + 1, self._titles)
+        self._titles.add(title.lower())
+        self._sheet = self._workbook.create_sheet(title)
+        self._sheet.append([neutralise(name) for name in self.layout.names])
+        self._sheet_rows = 1
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        names = self.layout.names
+        for row in rows:
+            if self._sheet_rows >= EXCEL_MAX_ROWS:
+                self._new_sheet()
+            self._sheet.append([xlsx_cell(row.get(name)) for name in names])
+            self._sheet_rows += 1
+            self.rows += 1
+
+    def close(self) -> None:
+        self._workbook.save(self.path)
+
+
+class ParquetWriter(Writer):
+    """Parquet through pyarrow, one record batch per chunk, typed from the batchnb schema."""
+
+    format = "parquet"
+
+    def open(self) -> None:
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        self._pa = pa
+        self._schema = pa.schema([(c.name, _arrow_type(pa, c)) for c in self.layout.columns])
+        self._writer = pq.ParquetWriter(str(self.path), self._schema)
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        arrays = [
+            self._pa.array([_arrow_value(row.get(c.name), c) for row in rows], type=field.type)
+            for c, field in zip(self.layout.columns, self._schema, strict=True)
+        ]
+        self._writer.write_batch(self._pa.record_batch(arrays, schema=self._schema))
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+WRITERS: dict[str, type[Writer]] = {
+    cls.format: cls for cls in (JSONWriter, JSONLinesWriter, CSVWriter, ExcelWriter, ParquetWriter)
+}
+
+
+def write(
+    records: Iterable[ExportRecord],
+    fmt: Format | str,
+    path: str | os.PathLike[str],
+    *,
+    mode: Mode = "normal",
+    array_field: str | None = None,
+    include_failed: bool = False,
+    include_confidence: bool = False,
+    chunk_size: int = 1000,
+    schema: Mapping[str, Any] | None = None,
+) -> ExportSummary:
+    """Write ``records`` to ``path`` as ``fmt``, streaming, and say how much was written.
+
+    Parameters
+    ----------
+    records:
+        Any iterable, typically a database cursor: it is consumed once, ``chunk_size`` rows at a
+        time, never held whole.
+    fmt:
+        ``json``, ``jsonl``, ``csv``, ``xlsx`` or ``parquet``.
+    mode, array_field:
+        ``normal`` (one row per document) or ``multi-row`` (one row per item of
+        ``array_field``; optional when the schema has a single array field).
+    include_failed:
+        Also export documents whose status is ``failed`` (their field columns are empty).
+    include_confidence:
+        Add the document's ``confidence`` and its ``evidence`` (where each value was found).
+    schema:
+        The ``Schema.to_dict()`` form fixing the columns; by default the schema of the first
+        exported document that has one. A document with fields outside it stops the export.
+
+    Raises
+    ------
+    ExportError
+        Unknown format or mode, a bad ``array_field``, or records the schema does not cover.
+    """
+    writer_class = WRITERS.get(str(fmt))
+    if writer_class is None:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if chunk_size < 1:
+        raise ExportError(f"chunk_size must be at least 1, got {chunk_size}")
+    selected = select_records(records, include_failed)
+    if schema is None:
+        schema, selected = _first_schema(selected)
+    layout = build_layout(schema, mode, array_field, include_confidence)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.part")
+    writer = writer_class(partial, layout)
+    try:
+        writer.open()
+        try:
+            for chunk in chunked(iter_rows(selected, layout), chunk_size):
+                writer.write_rows(chunk)
+        finally:
+            writer.close()
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return ExportSummary(rows=writer.rows, bytes=target.stat().st_size)
+
+
+def _first_schema(
+    records: Iterator[ExportRecord],
+) -> tuple[Mapping[str, Any], Iterator[ExportRecord]]:
+    """The first schema with fields, and the records again (those read so far put back).
+
+    Only documents that failed before extraction come before it, so the look-ahead is short.
+    """
+    head: list[ExportRecord] = []
+    for record in records:
+        head.append(record)
+        if record.schema and record.schema.get("fields"):
+            return record.schema, itertools.chain(head, records)
+    return {"fields": []}, iter(head)
+
+
+def _arrow_type(pa: Any, column: Column) -> Any:
+    if column.kind == "array":
+        return pa.list_(pa.struct([(c.name, _arrow_type(pa, c)) for c in column.items]))
+    return {
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "date": pa.date32(),
+        "boolean": pa.bool_(),
+    }.get(column.kind, pa.string())
+
+
+def _arrow_value(value: Any, column: Column) -> Any:
+    """``value`` as the column's Arrow type can hold it; ``None`` when it cannot."""
+    if value is None:
+        return None
+    kind = column.kind
+    if kind == "string":
+        return value if isinstance(value, str) else json_text(value)
+    if kind == "object":
+        return json_text(value)
+    if isinstance(value, bool):
+        return value if kind == "boolean" else None
+    if kind == "integer":
+        return value if isinstance(value, int) else None
+    if kind == "number":
+        return float(value) if isinstance(value, int | float) else None
+    if kind == "date":
+        return value if isinstance(value, dt.date) else None
+    if kind == "array" and isinstance(value, list):
+        return [
+            {c.name: _arrow_value(item.get(c.name), c) for c in column.items}
+            for item in value
+            if isinstance(item, Mapping)
+        ]
+    return None
