@@ -13,8 +13,9 @@ from docx.oxml import OxmlElement
 
 from batchnb.documents import PARSER_VERSION, parse_document
 from batchnb.documents import office as office_module
-from batchnb.documents.parsed import Page, Table
 from batchnb.errors import DocumentError
+
+from .grounding import assert_table_grounded
 
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -50,18 +51,6 @@ def invoice_docx() -> bytes:
     return _save(document)
 
 
-def _assert_grounded(page: Page, table: Table) -> None:
-    """The table's text sits at its offsets, and its cells appear there in order."""
-    span = page.text[table.start : table.end]
-    assert span == table.text
-    position = 0
-    for cells in ((table.header,) if table.header else ()) + table.rows:
-        for cell in cells:
-            found = span.find(cell, position)
-            assert found >= 0, cell
-            position = found + len(cell)
-
-
 def test_docx_paragraphs_and_tables_in_body_order(invoice_docx: bytes) -> None:
     parsed = parse_document(invoice_docx, "docx")
     assert parsed.parser == PARSER_VERSION["docx"] == "python-docx-1"
@@ -84,7 +73,7 @@ def test_docx_paragraphs_and_tables_in_body_order(invoice_docx: bytes) -> None:
     assert second.header is None
     assert second.rows == (("Label", "Line one line two"),)
     for table in page.tables:
-        _assert_grounded(page, table)
+        assert_table_grounded(page, table)
     assert page.text[first.start :].startswith("Item\tQty")
     assert page.text[: first.end].endswith("Total\t7.00")
 

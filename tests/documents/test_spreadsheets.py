@@ -11,8 +11,9 @@ import pytest
 
 from batchnb.documents import PARSER_VERSION, parse_document
 from batchnb.documents import spreadsheets as spreadsheets_module
-from batchnb.documents.parsed import Page, Table
 from batchnb.errors import DocumentError
+
+from .grounding import assert_table_grounded
 
 
 def _save(workbook: openpyxl.Workbook) -> bytes:
@@ -45,17 +46,6 @@ def invoices_xlsx() -> bytes:
     return _save(workbook)
 
 
-def _assert_grounded(page: Page, table: Table) -> None:
-    span = page.text[table.start : table.end]
-    assert span == table.text
-    position = 0
-    for cells in ((table.header,) if table.header else ()) + table.rows:
-        for cell in cells:
-            found = span.find(cell, position)
-            assert found >= 0, cell
-            position = found + len(cell)
-
-
 def test_xlsx_one_page_and_table_per_sheet(invoices_xlsx: bytes) -> None:
     parsed = parse_document(invoices_xlsx, "xlsx")
     assert parsed.parser == PARSER_VERSION["xlsx"] == "openpyxl-1"
@@ -78,14 +68,14 @@ def test_xlsx_one_page_and_table_per_sheet(invoices_xlsx: bytes) -> None:
         ("", "", "", ""),
         ("INV-3", "", "0.3", ""),
     )
-    _assert_grounded(invoices, table)
+    assert_table_grounded(invoices, table)
     assert table.start == len("Sheet: Invoices\n")
     assert table.end == len(invoices.text)
 
     assert notes.text == "Sheet: Notes\nPaid by card\tmulti line\n42\t"
     assert notes.tables[0].header == ("Paid by card", "multi line")
     assert notes.tables[0].rows == (("42", ""),)
-    _assert_grounded(notes, notes.tables[0])
+    assert_table_grounded(notes, notes.tables[0])
 
     assert empty.text == "Sheet: Empty"
     assert empty.tables == ()
@@ -180,7 +170,7 @@ def test_csv_semicolons_and_quotes() -> None:
     assert table.header == ("Nummer", "Kunde", "Betrag")
     assert table.rows == (("INV-1", "Müller; Söhne", "1.234,50"), ("INV-2", 'Say "hi"', "7,00"))
     assert (table.start, table.end) == (0, len(page.text))
-    _assert_grounded(page, table)
+    assert_table_grounded(page, table)
 
 
 def test_csv_quoted_line_break_and_ragged_rows() -> None:
