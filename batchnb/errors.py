@@ -59,3 +59,11 @@ class CancelledError(BatchnbError):
 
 class LeaseLostError(BatchnbError):
     """This worker's lease on an item expired and another worker may own it now."""
+
+
+class ExportError(BatchnbError):
+    """An export cannot be written as asked (unknown format or mode, no such array field)."""
+
+
+class PermissionDeniedError(BatchnbError):
+    """The acting user may not do this to a batch they do not own (and is not an admin)."""

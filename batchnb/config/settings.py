@@ -124,6 +124,66 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         4,
         "Most requests in flight at once to the OpenAI-compatible server, per process.",
     ),
+    Setting(
+        "admins",
+        str,
+        "",
+        "Comma-separated users with the admin role: they may act on every user's batches.",
+    ),
+    Setting(
+        "export_retention_hours",
+        float,
+        168.0,
+        "Exports written to the workspace's exports/ folder are removed this long after they "
+        "finish (files written to a path you name are yours and are kept).",
+    ),
+    Setting(
+        "export_background_documents",
+        int,
+        5000,
+        "Exports of more documents than this run on the exports queue (with progress) unless "
+        "background= says otherwise.",
+    ),
+    Setting(
+        "cache_url",
+        str,
+        "",
+        "Cache for batch summaries, progress counts and analytics: memory:// (default, per "
+        "process), redis://host:port/db (shared), or none.",
+    ),
+    Setting(
+        "cache_ttl_seconds",
+        float,
+        300.0,
+        "How long cached summaries and analytics live; service functions that change the "
+        "rows invalidate them sooner.",
+    ),
+    Setting(
+        "slow_query_ms",
+        float,
+        500.0,
+        "SQL statements slower than this are logged (logger batchnb.db.slow) with their "
+        "duration; 0 turns the log off.",
+    ),
+    Setting("db_pool_size", int, 5, "PostgreSQL: connections kept open per process."),
+    Setting(
+        "db_max_overflow",
+        int,
+        10,
+        "PostgreSQL: extra connections opened under load beyond db_pool_size.",
+    ),
+    Setting(
+        "db_pool_timeout_seconds",
+        float,
+        30.0,
+        "PostgreSQL: how long to wait for a free pooled connection before failing.",
+    ),
+    Setting(
+        "db_pool_recycle_seconds",
+        float,
+        1800.0,
+        "PostgreSQL: pooled connections older than this are replaced (-1 never).",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS_TABLE}
@@ -153,6 +213,26 @@ class Settings:
     openai_model: str
     openai_timeout_seconds: float
     openai_concurrency: int
+    admins: str
+    export_retention_hours: float
+    export_background_documents: int
+    cache_url: str
+    cache_ttl_seconds: float
+    slow_query_ms: float
+    db_pool_size: int
+    db_max_overflow: int
+    db_pool_timeout_seconds: float
+    db_pool_recycle_seconds: float
+
+    @property
+    def admin_users(self) -> frozenset[str]:
+        """The users named in ``admins``."""
+        return frozenset(name.strip() for name in self.admins.split(",") if name.strip())
+
+    @property
+    def exports_dir(self) -> Path:
+        """Workspace folder for exports written without a path; expired files are removed."""
+        return self.home / "exports"
 
     @property
     def temp_dir(self) -> Path:

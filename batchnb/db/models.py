@@ -137,6 +137,12 @@ class ExtractionBatch(Base):
     __table_args__ = (
         Index("ix_extraction_batches_owner_created_at", "owner", "created_at"),
         Index("ix_extraction_batches_status_updated_at", "status", "updated_at"),
+        Index(
+            "ix_extraction_batches_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 
@@ -262,6 +268,13 @@ class ExtractedData(Base):
 
 
 class Export(Base):
+    """One export: what was asked (selection, format, mode, options), its progress and file.
+
+    ``managed`` exports were written to the workspace's exports folder under a generated name;
+    the cleanup task removes their files once ``expires_at`` has passed. A file written to a
+    path the user named is theirs and is never removed.
+    """
+
     __tablename__ = "exports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -277,6 +290,16 @@ class Export(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     location: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, nullable=False, default=dict, server_default=text("'{}'")
+    )
+    documents_total: Mapped[int | None] = mapped_column(BigInteger)
+    documents_done: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    managed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow

@@ -4,7 +4,8 @@ This layer does not touch the database: it takes :class:`ExportRecord` objects f
 (the export service feeds it rows from a query) and writes them with constant memory.
 """
 
-from batchnb.export.rows import ExportError, ExportRecord, Mode, RowLayout, build_layout, iter_rows
+from batchnb.errors import ExportError
+from batchnb.export.rows import ExportRecord, Mode, RowLayout, build_layout, iter_rows
 from batchnb.export.writers import (
     EXCEL_MAX_ROWS,
     FORMATS,

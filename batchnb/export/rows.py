@@ -26,12 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from batchnb.errors import BatchnbError
-
-
-class ExportError(BatchnbError):
-    """An export cannot be written as asked (unknown format or mode, no such array field)."""
-
+from batchnb.errors import ExportError
 
 Mode = Literal["normal", "multi-row"]
 MODES: tuple[str, ...] = get_args(Mode)

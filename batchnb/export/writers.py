@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, get_args
 
+from batchnb.errors import ExportError
 from batchnb.export.cells import (
     json_default,
     json_text,
@@ -29,7 +30,6 @@ from batchnb.export.cells import (
 )
 from batchnb.export.rows import (
     Column,
-    ExportError,
     ExportRecord,
     Mode,
     RowLayout,

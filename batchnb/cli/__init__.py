@@ -1,0 +1,9 @@
+"""The ``batchnb`` command: one click group, each command a thin call into the services.
+
+Commands live in one module per subject and register themselves on :data:`main` when imported.
+"""
+
+from batchnb.cli import batches, system
+from batchnb.cli.group import main
+
+__all__ = ["batches", "main", "system"]

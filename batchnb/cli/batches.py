@@ -1,0 +1,192 @@
+"""Commands that create and follow batches: run, submit, status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+from tqdm import tqdm
+
+from batchnb.cli.group import batch_options, domain_errors, main, read_json
+from batchnb.services.batches import Batch, Progress, get_batch, latest_batch, submit
+from batchnb.services.health import live_workers
+from batchnb.services.workers import make_worker
+from batchnb.services.workspace import Workspace, open_workspace
+
+
+def _submit(
+    paths: tuple[str, ...],
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
+    name: str | None,
+    extractor: str,
+    priority: int,
+    workspace: Workspace,
+) -> Batch:
+    """The batch options shared by run and submit, handed to the service."""
+    return submit(
+        list(paths),
+        prompt,
+        schema=read_json(schema_file),
+        strategy=strategy,
+        rules=read_json(rules_file),
+        name=name,
+        extractor=extractor,
+        priority=priority,
+        workspace=workspace,
+    )
+
+
+def _report_refused(batch: Batch) -> None:
+    for refusal in batch.refused:
+        click.echo(f"refused {refusal.file_name}: {refusal.reason}", err=True)
+
+
+@main.command()
+@batch_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results to a .json or .csv file.",
+)
+@click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
+@domain_errors
+def run(
+    paths: tuple[str, ...],
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
+    name: str | None,
+    extractor: str,
+    priority: int,
+    output: Path | None,
+    timeout: float | None,
+) -> None:
+    """Submit a batch, process it and print the results table.
+
+    A worker runs inside this command unless a `batchnb worker` is already running.
+    """
+    if output is not None and output.suffix.lower() not in (".json", ".csv"):
+        raise click.BadParameter("use a .json or .csv file name", param_hint="--output")
+    workspace = open_workspace()
+    worker = None
+    if not live_workers(workspace):
+        worker = make_worker(workspace, in_process=True)
+        worker.start()
+    try:
+        batch = _submit(
+            paths, prompt, schema_file, strategy, rules_file, name, extractor, priority, workspace
+        )
+        _report_refused(batch)
+        _wait_with_bar(batch, timeout)
+    finally:
+        if worker is not None:
+            worker.stop()
+    results = batch.results()
+    _print_table(results)
+    if output is not None:
+        _write_results(results, output)
+        click.echo(f"wrote {len(results)} rows to {output}", err=True)
+    progress = batch.progress()
+    click.echo(
+        f"batch {batch.id}: {progress.completed} completed, {progress.failed} failed, "
+        f"{progress.cancelled} cancelled",
+        err=True,
+    )
+
+
+def _wait_with_bar(batch: Batch, timeout: float | None) -> Progress:
+    total = batch.progress().total
+    with tqdm(total=total, unit="doc", file=sys.stderr, desc=f"batch {batch.id}") as bar:
+
+        def update(progress: Progress) -> None:
+            bar.update(progress.done - bar.n)
+            bar.set_postfix(failed=progress.failed, refresh=False)
+
+        return batch.wait(timeout=timeout, on_progress=update)
+
+
+def _print_table(results: pd.DataFrame) -> None:
+    if results.empty:
+        click.echo("(no documents)")
+        return
+    shown = results.drop(columns=["document_id"]).astype(object)
+    shown = shown.where(shown.notna(), "")
+    with pd.option_context("display.max_colwidth", 40, "display.width", 200):
+        click.echo(shown.to_string(index=False))
+
+
+def _write_results(results: pd.DataFrame, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".json":
+        output.write_text(
+            results.to_json(orient="records", force_ascii=False, indent=2), encoding="utf-8"
+        )
+    else:
+        results.to_csv(output, index=False)
+
+
+@main.command(name="submit")
+@batch_options
+@domain_errors
+def submit_command(
+    paths: tuple[str, ...],
+    prompt: str | None,
+    schema_file: Path | None,
+    strategy: str,
+    rules_file: Path | None,
+    name: str | None,
+    extractor: str,
+    priority: int,
+) -> None:
+    """Queue a batch for workers and print its id (messages go to standard error)."""
+    batch = _submit(
+        paths,
+        prompt,
+        schema_file,
+        strategy,
+        rules_file,
+        name,
+        extractor,
+        priority,
+        open_workspace(),
+    )
+    _report_refused(batch)
+    click.echo(f"queued {batch.progress().total} documents as batch {batch.id}", err=True)
+    click.echo(batch.id)
+
+
+@main.command()
+@click.argument("batch_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@domain_errors
+def status(batch_id: int | None, as_json: bool) -> None:
+    """Counts per status of a batch (default: the newest batch)."""
+    workspace = open_workspace()
+    batch = get_batch(batch_id, workspace) if batch_id else latest_batch(workspace)
+    if batch is None:
+        raise click.ClickException("there are no batches yet: run `batchnb submit` first")
+    progress = batch.progress()
+    info = batch.info()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "batch": batch.id,
+                    "status": info.status,
+                    **progress.as_dict(),
+                    "total": progress.total,
+                }
+            )
+        )
+        return
+    click.echo(f"batch {batch.id} ({info.name}): {info.status}")
+    for key, value in progress.as_dict().items():
+        click.echo(f"  {key:<11}{value}")

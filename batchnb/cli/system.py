@@ -1,0 +1,143 @@
+"""Commands that run and look after the system: worker, health, db, eval."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from batchnb.cli.group import domain_errors, main
+from batchnb.config import load_settings
+from batchnb.db.engine import Database
+from batchnb.db.migrate import current_revision, downgrade, head_revision, upgrade
+from batchnb.services.health import check_health
+from batchnb.services.workers import make_worker
+from batchnb.services.workspace import open_workspace
+
+
+@main.command()
+@click.option("--threads", type=int, default=None, help="Default: BATCHNB_WORKER_THREADS.")
+@click.option("--no-periodic", is_flag=True, help="Do not run the periodic tasks here.")
+@domain_errors
+def worker(threads: int | None, no_periodic: bool) -> None:
+    """Run a consumer until SIGINT or SIGTERM (then finish or release the current items)."""
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("batchnb").setLevel(logging.INFO)
+    workspace = open_workspace()
+    consumer = make_worker(workspace, threads=threads, periodic=not no_periodic)
+    click.echo(f"worker {consumer.id} on {workspace.settings.home}", err=True)
+    consumer.run()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@domain_errors
+def health(as_json: bool) -> None:
+    """Consumers, queue depth, oldest waiting item, failure rate; exit 1 when unhealthy."""
+    report = check_health(open_workspace())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), default=str))
+    else:
+        click.echo(f"consumers:       {len(report.consumers)}")
+        for consumer in report.consumers:
+            click.echo(f"  {consumer['id']} threads={consumer['threads']}")
+        click.echo(f"queue depth:     {report.queue_depth or 0}")
+        click.echo(f"processing:      {report.processing}")
+        age = report.oldest_pending_seconds
+        click.echo(f"oldest waiting:  {'-' if age is None else f'{age:.0f}s'}")
+        rate = report.failure_rate
+        click.echo(f"failure rate 1h: {'-' if rate is None else f'{rate:.0%}'}")
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}")
+        click.echo("healthy" if report.healthy else "unhealthy")
+    if not report.healthy:
+        sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+def _settings_database() -> Database:
+    """The workspace database without the automatic upgrade (the db commands manage it)."""
+    settings = load_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+
+@db.command(name="upgrade")
+@click.option("--revision", default="head", show_default=True)
+@domain_errors
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database schema (opening a workspace also upgrades to the newest)."""
+    database = _settings_database()
+    upgrade(database, revision)
+    click.echo(f"database at revision {current_revision(database)} (newest: {head_revision()})")
+
+
+@db.command(name="downgrade")
+@click.argument("revision")
+@domain_errors
+def db_downgrade(revision: str) -> None:
+    """Downgrade the database schema to REVISION ("base" removes every table)."""
+    database = _settings_database()
+    downgrade(database, revision)
+    click.echo(f"database at revision {current_revision(database)}")
+
+
+@db.command(name="current")
+@domain_errors
+def db_current() -> None:
+    """Print the database's schema revision and the newest one."""
+    database = _settings_database()
+    click.echo(f"database at revision {current_revision(database)} (newest: {head_revision()})")
+
+
+@main.command(name="eval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--use",
+    type=click.Choice(["prompt", "schema"]),
+    default="prompt",
+    show_default=True,
+    help="Run each dataset with its task's prompt or its schema (tasks.json).",
+)
+@click.option("--extractor", default="offline", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--limit", type=int, default=None, help="At most N documents per dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path))
+@domain_errors
+def eval_command(
+    folder: Path,
+    use: str,
+    extractor: str,
+    datasets: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+    csv_path: Path | None,
+    html_path: Path | None,
+) -> None:
+    """Score extraction on an evaluation FOLDER (documents/, ground_truth/, tasks.json).
+
+    Runs in a throw-away workspace whose queue processes documents inline: no server needed.
+    """
+    from batchnb.evaluation import evaluate
+
+    report = evaluate(
+        folder,
+        use="schema" if use == "schema" else "prompt",
+        extractor=extractor,
+        limit=limit,
+        datasets=list(datasets) or None,
+    )
+    click.echo(report.to_json() if as_json else report.to_text())
+    if csv_path is not None:
+        click.echo(f"wrote {report.to_csv(csv_path)}", err=True)
+    if html_path is not None:
+        click.echo(f"wrote {report.to_html(html_path)}", err=True)
