@@ -67,3 +67,8 @@ class ExportError(BatchnbError):
 
 class PermissionDeniedError(BatchnbError):
     """The acting user may not do this to a batch they do not own (and is not an admin)."""
+
+
+class BatchStateError(BatchnbError):
+    """A batch or document is not in a state that allows the operation (e.g. retrying a
+    document that has not failed, closing a batch that still has work open)."""

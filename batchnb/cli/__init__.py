@@ -3,7 +3,7 @@
 Commands live in one module per subject and register themselves on :data:`main` when imported.
 """
 
-from batchnb.cli import batches, system
+from batchnb.cli import analytics, batches, exports, manage, system
 from batchnb.cli.group import main
 
-__all__ = ["batches", "main", "system"]
+__all__ = ["analytics", "batches", "exports", "main", "manage", "system"]

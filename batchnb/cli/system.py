@@ -36,7 +36,8 @@ def worker(threads: int | None, no_periodic: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @domain_errors
 def health(as_json: bool) -> None:
-    """Consumers, queue depth, oldest waiting item, failure rate; exit 1 when unhealthy."""
+    """Consumers, queue depth, oldest waiting item, failure rate, cache hits and misses; exit 1
+    when unhealthy."""
     report = check_health(open_workspace())
     if as_json:
         click.echo(json.dumps(report.as_dict(), default=str))
@@ -50,6 +51,9 @@ def health(as_json: bool) -> None:
         click.echo(f"oldest waiting:  {'-' if age is None else f'{age:.0f}s'}")
         rate = report.failure_rate
         click.echo(f"failure rate 1h: {'-' if rate is None else f'{rate:.0%}'}")
+        if report.cache is not None:
+            # Redis: the totals of every process; memory: this process's, and it says so.
+            click.echo(f"cache:           {report.cache.describe()}")
         for problem in report.problems:
             click.echo(f"PROBLEM: {problem}")
         click.echo("healthy" if report.healthy else "unhealthy")

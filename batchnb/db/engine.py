@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from batchnb.db.monitoring import attach_slow_query_log
 from batchnb.errors import ConfigurationError, MissingDependencyError
 
 _WRITE_OPTION = "batchnb_write"
@@ -48,8 +49,17 @@ class Database:
         SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
     sqlite_busy_timeout_ms:
         How long SQLite waits for the write lock.
+    slow_query_ms:
+        Statements taking this long or longer are logged on ``batchnb.db.slow``
+        (see :mod:`batchnb.db.monitoring`); 0 turns the log off.
+    pool_size, max_overflow, pool_timeout, pool_recycle, pre_ping:
+        PostgreSQL connection pool: connections kept open, extra connections allowed under
+        load, seconds to wait for a free one, seconds after which a connection is replaced
+        (-1 never), and whether to test a connection before handing it out. SQLite ignores
+        them (its file connections are cheap and its locking, not a pool, limits writers).
     pool_options:
-        Extra ``create_engine`` keyword arguments for server databases (pool size etc.).
+        Extra ``create_engine`` keyword arguments for server databases; they win over the
+        pool arguments above.
     """
 
     def __init__(
@@ -57,6 +67,12 @@ class Database:
         url: str,
         *,
         sqlite_busy_timeout_ms: int = 30000,
+        slow_query_ms: float = 0.0,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        pool_recycle: float = -1,
+        pre_ping: bool = True,
         pool_options: dict[str, Any] | None = None,
     ) -> None:
         parsed = make_url(url)
@@ -69,7 +85,15 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False}
         elif self.dialect_name == "postgresql":
-            kwargs.update({"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10})
+            kwargs.update(
+                {
+                    "pool_pre_ping": pre_ping,
+                    "pool_size": pool_size,
+                    "max_overflow": max_overflow,
+                    "pool_timeout": pool_timeout,
+                    "pool_recycle": pool_recycle,
+                }
+            )
             kwargs.update(pool_options or {})
         try:
             self.engine = create_engine(url, **kwargs)
@@ -81,6 +105,7 @@ class Database:
             raise ConfigurationError(f"cannot open database {parsed!r}: {exc}") from None
         if self.dialect_name == "sqlite":
             _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
+        attach_slow_query_log(self.engine, slow_query_ms)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)

@@ -143,6 +143,8 @@ class ExtractionBatch(Base):
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
         ).ddl_if(dialect="postgresql"),
+        # SQLite would otherwise reuse a deleted batch's id (migration 0004).
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -188,6 +190,7 @@ class Document(Base):
             postgresql_using="gin",
             postgresql_ops={"file_name": "gin_trgm_ops"},
         ).ddl_if(dialect="postgresql"),
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -211,6 +214,9 @@ class ExtractionJob(Base):
     prompt: Mapped[str | None] = mapped_column(Text)
     extractor: Mapped[str] = mapped_column(String(64), nullable=False)
     parser: Mapped[str | None] = mapped_column(String(64))
+    # What a completed run found the document to be: the type an "auto" run classified, else
+    # the file type. Stored so that analytics group by it without reading the results.
+    document_type: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -224,6 +230,8 @@ class ExtractionJob(Base):
         Index("ix_extraction_jobs_batch_id_status", "batch_id", "status"),
         Index("ix_extraction_jobs_document_id", "document_id"),
         Index("ix_extraction_jobs_status_updated_at", "status", "updated_at"),
+        # One user's analytics: their jobs of a period (migration 0005).
+        Index("ix_extraction_jobs_owner_created_at", "owner", "created_at"),
     )
 
 
@@ -310,6 +318,7 @@ class Export(Base):
         Index("ix_exports_owner_created_at", "owner", "created_at"),
         Index("ix_exports_status_updated_at", "status", "updated_at"),
         Index("ix_exports_expires_at", "expires_at"),
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -361,6 +370,8 @@ class QueueItem(Base):
     __table_args__ = (
         Index("ix_queue_items_batch_id_status", "batch_id", "status"),
         Index("ix_queue_items_status_updated_at", "status", "updated_at"),
+        # One user's hourly trends: their items finished in a period (migration 0005).
+        Index("ix_queue_items_owner_finished_at", "owner", "finished_at"),
         # Leasing reads the best ready item straight off this index (see queue/items.py).
         Index(
             "ix_queue_items_ready",

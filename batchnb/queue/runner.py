@@ -25,7 +25,13 @@ from sqlalchemy import Connection, bindparam, select
 
 from batchnb.db.engine import Database
 from batchnb.db.models import ItemStatus, QueueItem, utcnow
-from batchnb.errors import CancelledError, ConfigurationError, DocumentError, LeaseLostError
+from batchnb.errors import (
+    CancelledError,
+    ConfigurationError,
+    DocumentError,
+    ExportError,
+    LeaseLostError,
+)
 from batchnb.queue import items
 from batchnb.queue.transport import send_messages
 
@@ -70,8 +76,12 @@ class JobHandler(Protocol):
         """The item was cancelled while it ran."""
 
 
+PERMANENT_ERRORS = (DocumentError, ConfigurationError, ExportError)
+"""Errors that trying again cannot cure: the item fails at once with the error's message."""
+
+
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, DocumentError | ConfigurationError):
+    if isinstance(exc, PERMANENT_ERRORS):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -167,9 +177,9 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
                 handler.cancelled(connection, item)
     except LeaseLostError:
         log.warning("item %s: lease lost while running; another worker owns it now", item.id)
-    except (DocumentError, ConfigurationError) as exc:
-        # The document itself, or the set-up (a missing program or setting), will not change
-        # by trying again: fail now with the message that says what to do.
+    except PERMANENT_ERRORS as exc:
+        # The document itself, the set-up (a missing program or setting) or what an export
+        # asks for will not change by trying again: fail now with the message that says what to do.
         _fail(runtime, handler, item, _error_text(exc))
     except Exception as exc:
         log.warning("item %s attempt %s failed: %s", item.id, item.attempts, exc)

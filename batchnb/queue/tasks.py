@@ -7,7 +7,7 @@ workspace gets its own transport and tests can run many workspaces in one proces
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from huey import crontab
@@ -27,10 +27,15 @@ PROCESS_TASK_NAME = "batchnb.process_item"
 
 
 def register_tasks(
-    runtime: QueueRuntime, temp_dirs: Sequence[Path], temp_max_age_hours: float
+    runtime: QueueRuntime,
+    temp_dirs: Sequence[Path],
+    temp_max_age_hours: float,
+    cleanups: Sequence[Callable[[], int]] = (),
 ) -> None:
     """Register the item task and the periodic tasks on ``runtime.huey``.
 
+    ``cleanups`` are run by the hourly cleanup task beside the temporary-file sweep (e.g.
+    removing expired exports); each returns how many things it removed.
     Periodic tasks are idempotent, so it is harmless when several consumers run them.
     """
     huey = runtime.huey
@@ -53,5 +58,11 @@ def register_tasks(
         removed = sum(remove_expired_temp_files(d, temp_max_age_hours) for d in temp_dirs)
         if removed:
             log.info("removed %s expired temporary files", removed)
+        for cleanup in cleanups:
+            removed = cleanup()
+            if removed:
+                log.info(
+                    "%s removed %s expired items", getattr(cleanup, "__name__", cleanup), removed
+                )
 
     runtime.process_task = process_item

@@ -46,13 +46,10 @@ def authorize(
     if not wanted:
         return
     with workspace.db.read() as session:
-        owners = dict(
-            session.execute(
-                select(ExtractionBatch.id, ExtractionBatch.owner).where(
-                    ExtractionBatch.id.in_(wanted)
-                )
-            ).tuples()
-        )
+        rows = session.execute(
+            select(ExtractionBatch.id, ExtractionBatch.owner).where(ExtractionBatch.id.in_(wanted))
+        ).all()
+    owners = {batch_id: owner for batch_id, owner in rows}
     missing = [batch_id for batch_id in wanted if batch_id not in owners]
     if missing:
         raise NotFoundError(f"batch {', '.join(map(str, missing))} does not exist")

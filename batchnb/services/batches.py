@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, func, insert, select
 
 from batchnb.db.models import (
     BatchStatus,
@@ -18,7 +18,6 @@ from batchnb.db.models import (
     ExtractedData,
     ExtractionBatch,
     ExtractionJob,
-    ItemStatus,
     QueueItem,
     utcnow,
 )
@@ -27,14 +26,16 @@ from batchnb.errors import ConfigurationError, IntakeError, NotFoundError, Schem
 from batchnb.extract import Schema, get_extractor, schema_from_dict, schema_from_prompt
 from batchnb.extract.templates import FALLBACK, load_templates
 from batchnb.extract.validation import parse_rules
+from batchnb.formats import Mode
 from batchnb.queue import items
 from batchnb.services.audit import record_event
+from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
+from batchnb.services.exports import ExportHandle, export, export_dataframe
 from batchnb.services.processing import (
     BATCH_QUEUE,
     DEFAULT_MIN_CONFIDENCE,
     DOCUMENT_INFO_KEY,
     PROCESS_DOCUMENT,
-    refresh_batch_status,
 )
 from batchnb.services.workspace import Workspace, default_workspace
 
@@ -48,7 +49,7 @@ PROGRESS_KEYS = ("pending", "processing", "completed", "failed", "cancelled")
 
 @dataclass(frozen=True)
 class Progress:
-    """Documents of a batch per status. ``retrying`` items count as pending."""
+    """Documents of a batch per status (a document waiting to be retried is pending)."""
 
     pending: int = 0
     processing: int = 0
@@ -92,9 +93,9 @@ class Batch:
     def status(self) -> str:
         return self.info().status
 
-    def progress(self) -> Progress:
-        """Counts per status (one indexed aggregate query)."""
-        return batch_progress(self.workspace, self.id)
+    def progress(self, *, cached: bool = True) -> Progress:
+        """Counts per status (one indexed aggregate query, cached for about a second)."""
+        return batch_progress(self.workspace, self.id, cached=cached)
 
     def wait(
         self,
@@ -105,10 +106,12 @@ class Batch:
         """Block until every document is final; raise TimeoutError after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            progress = self.progress()
+            progress = self.progress(cached=False)
             if on_progress is not None:
                 on_progress(progress)
             if progress.finished:
+                # Nobody should see older counts after waiting: drop the cached ones.
+                self.workspace.cache.invalidate(PROGRESS)
                 return progress
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
@@ -119,6 +122,38 @@ class Batch:
     def results(self) -> pd.DataFrame:
         """One row per document: id, file name, status, error, then each extracted field."""
         return batch_results(self.workspace, self.id)
+
+    def to_dataframe(
+        self,
+        mode: Mode = "normal",
+        *,
+        array_field: str | None = None,
+        include_failed: bool = False,
+        include_confidence: bool = False,
+    ) -> pd.DataFrame:
+        """The batch's results shaped like an export (see :func:`batchnb.export`).
+
+        ``normal`` gives one row per document with arrays as lists; ``multi-row`` one row per
+        item of ``array_field`` with the document's columns repeated.
+        """
+        return export_dataframe(
+            self.id,
+            mode,
+            array_field=array_field,
+            include_failed=include_failed,
+            include_confidence=include_confidence,
+            workspace=self.workspace,
+        )
+
+    def export(
+        self,
+        format: str | None = None,
+        mode: Mode = "normal",
+        path: str | Path | None = None,
+        **options: Any,
+    ) -> ExportHandle:
+        """Export this batch to a file; the options are those of :func:`batchnb.export`."""
+        return export(self.id, format, mode, path, workspace=self.workspace, **options)
 
 
 def submit(
@@ -208,6 +243,7 @@ def submit(
         refused=intake.refused,
     )
     workspace.runtime.dispatch(messages)
+    workspace.cache.invalidate(BATCHES, PROGRESS, ANALYTICS)
     return Batch(batch_id, workspace, list(intake.refused))
 
 
@@ -453,18 +489,28 @@ def _create_rows(
     return batch_id, [(item_id, priority, None) for item_id in item_ids]
 
 
-def batch_progress(workspace: Workspace, batch_id: int) -> Progress:
-    """Counts per status of a batch's queue items."""
-    with workspace.db.read() as session:
-        counts = items.status_counts(session.connection(), batch_id)
-    pending = counts.get(ItemStatus.PENDING, 0) + counts.get(ItemStatus.RETRYING, 0)
-    return Progress(
-        pending=pending,
-        processing=counts.get(ItemStatus.PROCESSING, 0),
-        completed=counts.get(ItemStatus.COMPLETED, 0),
-        failed=counts.get(ItemStatus.FAILED, 0),
-        cancelled=counts.get(ItemStatus.CANCELLED, 0),
-    )
+# Documents, not queue items: a retried document has two items but is one document.
+_DOCUMENT_STATUS_COUNTS = (
+    select(Document.status, func.count())
+    .where(Document.batch_id == bindparam("batch"))
+    .group_by(Document.status)
+)
+
+
+def batch_progress(workspace: Workspace, batch_id: int, *, cached: bool = True) -> Progress:
+    """Documents of a batch per status (one indexed aggregate query).
+
+    With ``cached`` the counts may be up to the cache's progress lifetime old (about a
+    second, see :mod:`batchnb.services.cache`): many viewers polling one batch then cost one
+    query per second between them.
+    """
+    if cached:
+        return workspace.cache.get_or_create(
+            PROGRESS, str(batch_id), lambda: batch_progress(workspace, batch_id, cached=False)
+        )
+    with workspace.db.connect() as connection:
+        counts = dict(connection.execute(_DOCUMENT_STATUS_COUNTS, {"batch": batch_id}).all())
+    return Progress(**{key: counts.get(key, 0) for key in PROGRESS_KEYS})
 
 
 def get_batch(batch_id: int, workspace: Workspace | None = None) -> Batch:
@@ -543,41 +589,3 @@ def _result_columns(records: Iterable[dict[str, Any]]) -> list[str]:
     if any("confidence" in record for record in records):
         columns["confidence"] = None
     return list(columns)
-
-
-def cancel_batch(batch_id: int, *, actor: str, workspace: Workspace | None = None) -> int:
-    """Cancel a batch: pending documents never start, running ones stop at a checkpoint.
-
-    Returns how many queue items were cancelled.
-    """
-    workspace = workspace or default_workspace()
-    now = utcnow()
-    with workspace.db.write() as session:
-        batch = session.get(ExtractionBatch, batch_id)
-        if batch is None:
-            raise NotFoundError(f"batch {batch_id} does not exist")
-        cancelled = items.cancel_items(session.connection(), batch_id=batch_id, now=now)
-        session.execute(
-            update(Document)
-            .where(
-                Document.batch_id == batch_id,
-                Document.status.in_((DocumentStatus.PENDING, DocumentStatus.PROCESSING)),
-            )
-            .values(status=DocumentStatus.CANCELLED.value, updated_at=now)
-        )
-        session.execute(
-            update(ExtractionJob)
-            .where(
-                ExtractionJob.batch_id == batch_id,
-                ExtractionJob.status.in_((DocumentStatus.PENDING, DocumentStatus.PROCESSING)),
-            )
-            .values(status=DocumentStatus.CANCELLED.value, updated_at=now)
-        )
-        session.flush()
-        if cancelled:
-            batch.status = BatchStatus.CANCELLED.value
-            batch.completed_at = now
-        else:
-            refresh_batch_status(session.connection(), batch_id)
-        record_event(session.connection(), actor, "cancel", "batch", batch_id, {"items": cancelled})
-    return cancelled

@@ -1,4 +1,5 @@
-"""Health of the queue: live consumers, depth, oldest waiting item, recent failure rate."""
+"""Health of the queue (live consumers, depth, oldest waiting item, failure rate) and the cache
+(reachable or not; hits and misses, of every process when the cache is in Redis)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from batchnb.db.models import ItemStatus, QueueItem, Worker, utcnow
 from batchnb.queue.items import READY_STATUSES
+from batchnb.services.cache import CacheStats
 from batchnb.services.workspace import Workspace
 
 
@@ -24,6 +26,7 @@ class HealthReport:
     completed_last_hour: int
     failed_last_hour: int
     problems: list[str] = field(default_factory=list)
+    cache: CacheStats | None = None
 
     @property
     def failure_rate(self) -> float | None:
@@ -45,6 +48,7 @@ class HealthReport:
             "completed_last_hour": self.completed_last_hour,
             "failed_last_hour": self.failed_last_hour,
             "failure_rate": self.failure_rate,
+            "cache": None if self.cache is None else self.cache.as_dict(),
         }
 
 
@@ -92,6 +96,7 @@ def check_health(workspace: Workspace) -> HealthReport:
         )
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
+    cache_problem = workspace.cache.check()
     report = HealthReport(
         consumers=[
             {
@@ -109,6 +114,7 @@ def check_health(workspace: Workspace) -> HealthReport:
         oldest_pending_seconds=None if oldest is None else (now - oldest).total_seconds(),
         completed_last_hour=finished.get(ItemStatus.COMPLETED, 0),
         failed_last_hour=finished.get(ItemStatus.FAILED, 0),
+        cache=workspace.cache.stats(),
     )
     waiting = sum(depth.values())
     if waiting and not workers:
@@ -127,4 +133,6 @@ def check_health(workspace: Workspace) -> HealthReport:
             f"{rate:.0%} of the items finished in the last hour failed "
             f"(limit {settings.health_max_failure_rate:.0%})"
         )
+    if cache_problem is not None:
+        report.problems.append(cache_problem)
     return report

@@ -64,6 +64,8 @@ class DocumentOutput:
     duration_ms: float
     flags: list[dict[str, Any]]
     cache_key: str
+    document_type: str
+    """What "auto" classified the document as, else its file type (kept on the job)."""
 
 
 # Every hook below runs once per document, so its statements are built once (building and
@@ -78,6 +80,16 @@ _DOCUMENT_COUNTS = (
     select(Document.status, func.count())
     .where(Document.batch_id == bindparam("batch"))
     .group_by(Document.status)
+)
+# PostgreSQL: two documents closing at once each see the other still open and neither would
+# close the batch; locking the batch row first makes the second wait and then see the first.
+# FOR NO KEY UPDATE, not FOR UPDATE: inserting the result row takes FOR KEY SHARE on the batch
+# (its foreign key), which FOR UPDATE would wait for, deadlocking two closing documents.
+# (SQLite writes one transaction at a time already and compiles no FOR UPDATE.)
+_LOCK_BATCH = (
+    select(ExtractionBatch.id)
+    .where(ExtractionBatch.id == bindparam("batch"))
+    .with_for_update(key_share=True)
 )
 _MARK_BATCH_PROCESSING = (
     update(ExtractionBatch)
@@ -118,6 +130,7 @@ _FINISH_JOB = _SET_JOB.values(
     finished_at=bindparam("now"),
     parser=bindparam("new_parser"),
     duration_ms=bindparam("new_duration"),
+    document_type=bindparam("new_type"),
 )
 _SET_DOCUMENT = (
     update(Document)
@@ -277,6 +290,7 @@ def refresh_batch_status(connection: Connection, batch_id: int) -> None:
     finishing each document of a large batch stays cheap. The full count runs once, when the
     last document closes.
     """
+    connection.execute(_LOCK_BATCH, {"batch": batch_id})
     if connection.execute(_ANY_OPEN_DOCUMENT, {"batch": batch_id}).first() is not None:
         return
     counts = dict(connection.execute(_DOCUMENT_COUNTS, {"batch": batch_id}).all())
@@ -324,6 +338,7 @@ class DocumentJobHandler(JobHandler):
                 "job": item.payload["job_id"],
                 "new_parser": output.parser if output else None,
                 "new_duration": output.duration_ms if output else None,
+                "new_type": output.document_type if output else None,
             },
         )
         connection.execute(
@@ -394,6 +409,7 @@ class DocumentJobHandler(JobHandler):
                 flags=_flags(cached.data, schema, rules)
                 + [flag for flag in cached.flags if flag["rule"] == "incomplete"],
                 cache_key=cache_key,
+                document_type=(cached.evidence.get(DOCUMENT_INFO_KEY) or {}).get("type") or kind,
             )
         data = self.storage.read(storage_key)
         checkpoint()
@@ -416,6 +432,7 @@ class DocumentJobHandler(JobHandler):
             flags=_flags(values, schema, rules)
             + [flag.to_dict() for flag in completeness_flags(values, schema, parsed.pages)],
             cache_key=cache_key,
+            document_type=document_info["type"] if document_info else kind,
         )
 
     def succeeded(self, connection: Connection, item: LeasedItem, output: DocumentOutput) -> None:

@@ -8,6 +8,7 @@ way. Opening a workspace upgrades its database to the newest schema.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +20,12 @@ from batchnb.documents.storage import Storage
 from batchnb.queue.runner import QueueRuntime
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
+from batchnb.services.cache import SummaryCache, open_cache
+from batchnb.services.export_jobs import (
+    EXPORT_JOB,
+    ExportJobHandler,
+    remove_expired_exports,
+)
 from batchnb.services.processing import job_handlers
 
 
@@ -30,7 +37,13 @@ class Workspace:
         settings.home.mkdir(parents=True, exist_ok=True)
         settings.temp_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(
-            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            settings.database_url,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            slow_query_ms=settings.slow_query_ms,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            pool_recycle=settings.db_pool_recycle_seconds,
         )
         ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
         self.storage = Storage(settings.storage_url)
@@ -38,6 +51,11 @@ class Workspace:
     @property
     def plan(self) -> Plan:
         return get_plan(self.settings.plan)
+
+    @cached_property
+    def cache(self) -> SummaryCache:
+        """Cache of batch summaries, progress counts and analytics (``BATCHNB_CACHE_URL``)."""
+        return open_cache(self.settings)
 
     @cached_property
     def runtime(self) -> QueueRuntime:
@@ -49,13 +67,27 @@ class Workspace:
             db=self.db,
             huey=huey,
             lease_seconds=self.settings.lease_seconds,
-            handlers=job_handlers(self.db, self.storage),
+            handlers={
+                **job_handlers(self.db, self.storage),
+                EXPORT_JOB: ExportJobHandler(
+                    self.db, timedelta(hours=self.settings.export_retention_hours)
+                ),
+            },
         )
         temp_dirs = [self.settings.temp_dir]
         if self.storage.local_temp_dir is not None:
             temp_dirs.append(self.storage.local_temp_dir)
-        register_tasks(runtime, temp_dirs, self.settings.temp_max_age_hours)
+        register_tasks(
+            runtime,
+            temp_dirs,
+            self.settings.temp_max_age_hours,
+            cleanups=[self.remove_expired_exports],
+        )
         return runtime
+
+    def remove_expired_exports(self) -> int:
+        """Delete the files of exports past their expiry (run by the hourly cleanup task)."""
+        return remove_expired_exports(self.db)
 
     def close(self) -> None:
         """Release database connections and the queue's storage connection."""
@@ -63,6 +95,8 @@ class Workspace:
             storage = self.runtime.huey.storage
             if hasattr(storage, "close"):
                 storage.close()
+        if "cache" in self.__dict__:
+            self.cache.close()
         self.db.dispose()
 
 

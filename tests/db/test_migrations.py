@@ -406,3 +406,84 @@ def test_ready_index_serves_the_lease_query_on_sqlite(tmp_path: Path) -> None:
     details = " ".join(str(row[-1]) for row in plan)
     assert "ix_queue_items_ready" in details
     assert "TEMP B-TREE" not in details
+
+
+def test_sqlite_never_reuses_a_deleted_batch_id(sqlite_database: Database) -> None:
+    """Audit events and exports name batches by id: a deleted id must not come back."""
+    migrate.upgrade(sqlite_database)
+    insert_batch = text(
+        "INSERT INTO extraction_batches (name, owner, status, strategy, extractor, plan,"
+        " options, document_count, created_at, updated_at) VALUES ('b', 'o', 'pending',"
+        " 'global', 'offline', 'local', '{}', 0, '2024-01-01', '2024-01-01') RETURNING id"
+    )
+    with sqlite_database.engine.begin() as connection:
+        first = connection.execute(insert_batch).scalar_one()
+        connection.execute(text("DELETE FROM extraction_batches"))
+        second = connection.execute(insert_batch).scalar_one()
+    assert second == first + 1
+
+
+def test_0005_fills_the_document_type_of_completed_jobs(database: Database) -> None:
+    """The type an "auto" run classified (in its result's evidence), else the file type."""
+    migrate.upgrade(database, "0004")
+    now = "2024-01-01 00:00:00"
+    documents = {1: "pdf", 2: "docx"}
+    # job id -> document, status, evidence of its result (None: no result row)
+    jobs: dict[int, tuple[int, str, str | None]] = {
+        1: (1, "completed", '{"total": {"page": 1}, "_document": {"type": "invoice"}}'),
+        2: (2, "completed", '{"total": {"page": 1}}'),
+        3: (1, "completed", None),
+        4: (2, "completed", '{"_document": {"confidence": 0.2}}'),
+        5: (2, "failed", None),
+        6: (1, "pending", None),
+    }
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO extraction_batches (id, name, owner, status, strategy, extractor,"
+                " plan, options, document_count, created_at, updated_at) VALUES (1, 'b', 'o',"
+                " 'completed', 'auto', 'offline', 'local', '{}', 2, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for document_id, file_type in documents.items():
+            connection.execute(
+                text(
+                    "INSERT INTO documents (id, batch_id, owner, file_name, content_hash,"
+                    " storage_key, size_bytes, file_type, mime_type, status, created_at,"
+                    " updated_at) VALUES (:id, 1, 'o', :name, 'h', 'k', 1, :type, 'x/y',"
+                    " 'completed', :now, :now)"
+                ),
+                {
+                    "id": document_id,
+                    "name": f"{document_id}.{file_type}",
+                    "type": file_type,
+                    "now": now,
+                },
+            )
+        for job_id, (document_id, status, evidence) in jobs.items():
+            connection.execute(
+                text(
+                    "INSERT INTO extraction_jobs (id, batch_id, document_id, owner, status,"
+                    " extractor, created_at, updated_at) VALUES (:id, 1, :document, 'o',"
+                    " :status, 'offline', :now, :now)"
+                ),
+                {"id": job_id, "document": document_id, "status": status, "now": now},
+            )
+            if evidence is not None:
+                connection.execute(
+                    text(
+                        "INSERT INTO extracted_data (id, job_id, document_id, batch_id, data,"
+                        " evidence, schema, created_at) VALUES (:id, :id, :document, 1, '{}',"
+                        " :evidence, '{}', :now)"
+                    ),
+                    {"id": job_id, "document": document_id, "evidence": evidence, "now": now},
+                )
+
+    migrate.upgrade(database)
+
+    with database.engine.connect() as connection:
+        stored = dict(
+            connection.execute(text("SELECT id, document_type FROM extraction_jobs")).all()
+        )
+    assert stored == {1: "invoice", 2: "docx", 3: "pdf", 4: "docx", 5: None, 6: None}

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from batchnb.db.models import AuditEvent, Document, ExtractedData, ExtractionBatch
 from batchnb.errors import ExtractorError, IntakeError, SchemaError
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import cancel_batch, submit
+from batchnb.services.batches import submit
+from batchnb.services.manage import cancel_batch
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -110,7 +111,7 @@ def test_per_document_prompts(workspace: Workspace, worker: Worker) -> None:
 
 def test_cancelled_batch_never_starts(workspace: Workspace) -> None:
     batch = submit([SAMPLES], PROMPT, workspace=workspace)
-    assert cancel_batch(batch.id, actor="tester", workspace=workspace) == 7
+    assert cancel_batch(batch.id, workspace=workspace) == 7
     worker = start_worker(workspace, threads=2)
     try:
         progress = batch.wait(timeout=30)

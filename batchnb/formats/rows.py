@@ -3,14 +3,18 @@
 Writers never see the database. They take :class:`ExportRecord` objects (one per document) and
 turn them into rows here, lazily, so an export of any size holds one chunk at a time.
 
-Two modes:
+Three modes:
 
 ``normal``
-    One row per document. Array fields stay whole: a list of item dicts.
+    One row per document. Array fields stay whole: a list of flattened item dicts.
 ``multi-row``
     One row per item of one array field (``array_field``); the document's other columns repeat
     on each row and other arrays stay whole. A document whose array is empty or missing still
     gives one row, with empty item columns.
+``sheets``
+    The rows of ``normal`` mode, for Excel only: its writer puts the document columns on a
+    ``Documents`` sheet and the flattened items of each array field on a sheet of their own,
+    linked by ``document_id`` (see :class:`batchnb.formats.writers.ExcelWriter`).
 
 Values are typed: money becomes two columns (``total`` with the amount and ``total_currency``),
 dates become :class:`datetime.date` when they parse (writers of text formats write them back as
@@ -28,7 +32,7 @@ from typing import Any, Literal, get_args
 
 from batchnb.errors import ExportError
 
-Mode = Literal["normal", "multi-row"]
+Mode = Literal["normal", "multi-row", "sheets"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 ColumnKind = Literal["integer", "string", "number", "date", "boolean", "array", "object"]
@@ -78,7 +82,11 @@ class Column:
 
 @dataclass(frozen=True)
 class RowLayout:
-    """The columns of an export and how to fill them from a record."""
+    """The columns of an export and how to fill them from a record.
+
+    ``array_field`` is the array expanded to one row per item (multi-row mode only); in the
+    other modes every array column holds its items whole.
+    """
 
     columns: tuple[Column, ...]
     fields: tuple[Mapping[str, Any], ...]
@@ -125,6 +133,9 @@ def build_layout(
     include_confidence: bool = False,
 ) -> RowLayout:
     """Columns in schema order for ``mode``; checks that ``array_field`` names an array field.
+
+    ``array_field`` matters in multi-row mode only: normal and sheets modes keep every array
+    whole in one column (the Excel writer of sheets mode moves those columns to sheets).
 
     Raises
     ------
@@ -189,7 +200,7 @@ def iter_rows(records: Iterable[ExportRecord], layout: RowLayout) -> Iterator[di
 
 
 def record_rows(record: ExportRecord, layout: RowLayout) -> Iterator[dict[str, Any]]:
-    """The rows of one record: one in normal mode, one per array item in multi-row mode."""
+    """The rows of one record: one per array item in multi-row mode, else exactly one."""
     row: dict[str, Any] = {
         "document_id": record.document_id,
         "file_name": record.file_name,

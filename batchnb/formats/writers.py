@@ -1,10 +1,13 @@
 """Streaming export writers: JSON, JSON Lines, CSV, Excel and Parquet with constant memory.
 
-:func:`write` is the entry point. It turns records into rows (:mod:`batchnb.export.rows`) and
+:func:`write` is the entry point. It turns records into rows (:mod:`batchnb.formats.rows`) and
 hands them to one :class:`Writer` per format in chunks of ``chunk_size`` rows, so peak memory does
 not grow with the number of documents (DESIGN.md, decision 8). Each writer writes to a hidden
 ``.part`` file beside ``path`` and moves it into place only when complete: a failed export never
 leaves a half-written file under the requested name.
+
+Every format takes the modes ``normal`` and ``multi-row``; Excel also takes ``sheets`` (a
+``Documents`` sheet plus one sheet per array field, linked by ``document_id``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, get_args
 
 from batchnb.errors import ExportError
-from batchnb.export.cells import (
+from batchnb.formats.cells import (
     json_default,
     json_text,
     neutralise,
@@ -28,7 +31,8 @@ from batchnb.export.cells import (
     text_cell,
     xlsx_cell,
 )
-from batchnb.export.rows import (
+from batchnb.formats.rows import (
+    MODES,
     Column,
     ExportRecord,
     Mode,
@@ -48,7 +52,10 @@ EXCEL_MAX_ROWS = 1_048_576
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What an export wrote: data rows (headers excluded) and the file size in bytes."""
+    """What an export wrote: data rows (headers excluded) and the file size in bytes.
+
+    In Excel's sheets mode ``rows`` counts the rows of every sheet: documents and items.
+    """
 
     rows: int
     bytes: int
@@ -57,11 +64,13 @@ class ExportSummary:
 class Writer:
     """Base class of the format writers: open a file, take chunks of rows, close.
 
-    Subclasses set :attr:`format` and implement :meth:`open`, :meth:`write_rows` and
-    :meth:`close`. Rows are dicts keyed by the layout's column names.
+    Subclasses set :attr:`format` (and :attr:`modes` when they take more than the common ones)
+    and implement :meth:`open`, :meth:`write_rows` and :meth:`close`. Rows are dicts keyed by the
+    layout's column names.
     """
 
     format: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]] = ("normal", "multi-row")
 
     def __init__(self, path: Path, layout: RowLayout) -> None:
         self.path = path
@@ -143,37 +152,90 @@ class ExcelWriter(Writer):
     Numbers, dates and booleans keep their type; text is neutralised against formulas and cut
     at Excel's 32,767 characters with a visible marker. A sheet holds at most
     :data:`EXCEL_MAX_ROWS` rows (header included); the rest continue on "Documents (2)", ...
+
+    In sheets mode the array columns leave the ``Documents`` sheet: each array field gets a sheet
+    named after it, with ``document_id`` and the item columns, one row per item (a document with
+    no items has none there). An array value that is not a list has no place on either sheet and
+    is left out, as Parquet does. Every sheet is a write-only stream to its own temporary file,
+    so appending to several in turn keeps memory constant.
     """
 
     format = "xlsx"
+    modes = MODES
 
     def open(self) -> None:
         from openpyxl import Workbook
 
         self._workbook = Workbook(write_only=True)
-        self._base = self.layout.array_field or "Documents"
-        self._titles: set[str] = set()
+        titles: set[str] = set()
+        columns = self.layout.columns
+        # Sheets mode moves each array to sheets of its own; the other modes keep it in a cell.
+        arrays = [c for c in columns if c.kind == "array"] if self.layout.mode == "sheets" else []
+        self._names = [column.name for column in columns if column not in arrays]
+        base = self.layout.array_field or "Documents"
+        self._documents = _SheetSeries(self._workbook, base, self._names, titles)
+        self._arrays = [
+            (
+                column,
+                _SheetSeries(
+                    self._workbook,
+                    column.name,
+                    ["document_id", *(item.name for item in column.items)],
+                    titles,
+                ),
+            )
+            for column in arrays
+        ]
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._documents.append([xlsx_cell(row.get(name)) for name in self._names])
+            self.rows += 1
+            for column, series in self._arrays:
+                items = row.get(column.name)
+                if not isinstance(items, list):
+                    continue
+                for item in items:
+                    cells = [xlsx_cell(item.get(c.name)) for c in column.items]
+                    series.append([row["document_id"], *cells])
+                    self.rows += 1
+
+    def close(self) -> None:
+        self._workbook.save(self.path)
+
+
+class _SheetSeries:
+    """One table of a write-only workbook, continued on "<base> (2)", ... past the row limit.
+
+    A continuation sheet is placed right after the table's previous sheet, so the parts of one
+    table stay together however the tables are interleaved.
+    """
+
+    def __init__(self, workbook: Any, base: str, header: list[str], titles: set[str]) -> None:
+        self._workbook = workbook
+        self._base = base
+        self._header = [neutralise(name) for name in header]
+        self._titles = titles
+        self._count = 0
+        self._sheet: Any = None
         self._sheet_rows = 0
         self._new_sheet()
 
     def _new_sheet(self) -> None:
-        title = sheet_title(self._base, len(self._titles) + 1, self._titles)
+        self._count += 1
+        title = sheet_title(self._base, self._count, self._titles)
         self._titles.add(title.lower())
-        self._sheet = self._workbook.create_sheet(title)
-        self._sheet.append([neutralise(name) for name in self.layout.names])
+        index = None if self._sheet is None else self._workbook.index(self._sheet) + 1
+        self._sheet = self._workbook.create_sheet(title, index)
+        self._sheet.append(self._header)
         self._sheet_rows = 1
 
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        names = self.layout.names
-        for row in rows:
-            if self._sheet_rows >= EXCEL_MAX_ROWS:
-                self._new_sheet()
-            self._sheet.append([xlsx_cell(row.get(name)) for name in names])
-            self._sheet_rows += 1
-            self.rows += 1
-
-    def close(self) -> None:
-        self._workbook.save(self.path)
+    def append(self, cells: list[Any]) -> None:
+        """Add one row, on a new sheet when the current one is full."""
+        if self._sheet_rows >= EXCEL_MAX_ROWS:
+            self._new_sheet()
+        self._sheet.append(cells)
+        self._sheet_rows += 1
 
 
 class ParquetWriter(Writer):
@@ -206,6 +268,26 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
+def writer_for(fmt: Format | str, mode: Mode | str) -> type[Writer]:
+    """The writer class of ``fmt``, after checking that it can write ``mode``.
+
+    Raises
+    ------
+    ExportError
+        Unknown format, or a mode the format cannot take (``sheets`` is Excel's only).
+    """
+    writer_class = WRITERS.get(str(fmt))
+    if writer_class is None:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if mode in MODES and mode not in writer_class.modes:
+        able = ", ".join(name for name, cls in WRITERS.items() if mode in cls.modes)
+        raise ExportError(
+            f"mode {mode!r} needs format {able}; for {fmt} use mode='multi-row' with "
+            "array_field= (one row per array item) or mode='normal'"
+        )
+    return writer_class
+
+
 def write(
     records: Iterable[ExportRecord],
     fmt: Format | str,
@@ -228,8 +310,9 @@ def write(
     fmt:
         ``json``, ``jsonl``, ``csv``, ``xlsx`` or ``parquet``.
     mode, array_field:
-        ``normal`` (one row per document) or ``multi-row`` (one row per item of
-        ``array_field``; optional when the schema has a single array field).
+        ``normal`` (one row per document), ``multi-row`` (one row per item of ``array_field``;
+        optional when the schema has a single array field) or, for ``xlsx`` only, ``sheets``
+        (a ``Documents`` sheet plus one sheet per array field, linked by ``document_id``).
     include_failed:
         Also export documents whose status is ``failed`` (their field columns are empty).
     include_confidence:
@@ -241,11 +324,10 @@ def write(
     Raises
     ------
     ExportError
-        Unknown format or mode, a bad ``array_field``, or records the schema does not cover.
+        Unknown format or mode, a mode the format cannot take, a bad ``array_field``, or
+        records the schema does not cover.
     """
-    writer_class = WRITERS.get(str(fmt))
-    if writer_class is None:
-        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    writer_class = writer_for(fmt, mode)
     if chunk_size < 1:
         raise ExportError(f"chunk_size must be at least 1, got {chunk_size}")
     selected = select_records(records, include_failed)

@@ -1,0 +1,104 @@
+"""Commands that write results to files: export, exports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from batchnb.cli.group import domain_errors, main
+from batchnb.formats import FORMATS
+from batchnb.services.export_jobs import Selection
+from batchnb.services.exports import export, list_exports
+from batchnb.services.workspace import open_workspace
+
+
+@main.command(name="export")
+@click.argument("batch_ids", nargs=-1, type=int)
+@click.option("--document", "document_ids", type=int, multiple=True, help="Also this document.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Default: from the output's suffix."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["normal", "multi-row", "sheets"]),
+    default="normal",
+    show_default=True,
+    help="normal: a row per document; multi-row: a row per array item; sheets: Excel with a "
+    "Documents sheet and a sheet per array.",
+)
+@click.option("--array-field", help="The array that multi-row mode expands (if several).")
+@click.option("--include-failed", is_flag=True, help="Also failed and cancelled documents.")
+@click.option("--confidence", is_flag=True, help="Add confidence and evidence columns.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write. Default: the workspace's exports/ folder (removed when it expires).",
+)
+@click.option("--background", is_flag=True, help="Queue it for a worker and print its id instead.")
+@domain_errors
+def export_command(
+    batch_ids: tuple[int, ...],
+    document_ids: tuple[int, ...],
+    fmt: str | None,
+    mode: str,
+    array_field: str | None,
+    include_failed: bool,
+    confidence: bool,
+    output: Path | None,
+    background: bool,
+) -> None:
+    """Write the results of BATCH_IDS (and/or --document ids) to a file."""
+    if not batch_ids and not document_ids:
+        raise click.UsageError("give at least one batch id or --document id")
+    if output is None and fmt is None:
+        raise click.UsageError("give --format or an --output file name ending in the format")
+    workspace = open_workspace()
+    with tqdm(unit="doc", file=sys.stderr, desc="export", disable=background) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        handle = export(
+            Selection(batch_ids=batch_ids, document_ids=document_ids),
+            fmt,
+            mode,  # type: ignore[arg-type]
+            output,
+            array_field=array_field,
+            include_failed=include_failed,
+            include_confidence=confidence,
+            background=background,
+            workspace=workspace,
+            on_progress=update,
+        )
+    if background:
+        click.echo(f"queued export {handle.id}; `batchnb exports` shows it", err=True)
+        click.echo(handle.id)
+        return
+    row = handle.info()
+    click.echo(
+        f"wrote {row.row_count} rows from {row.documents_done} documents to {row.location}",
+        err=True,
+    )
+    click.echo(row.location)
+
+
+@main.command(name="exports")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@domain_errors
+def exports_command(limit: int, as_json: bool) -> None:
+    """Your newest exports: status, progress, rows, size, file and expiry."""
+    frame = list_exports(workspace=open_workspace(), limit=limit)
+    if as_json:
+        click.echo(json.dumps(frame.to_dict(orient="records"), default=str))
+    elif frame.empty:
+        click.echo("(no exports)")
+    else:
+        shown = frame.astype(object).where(frame.notna(), "")
+        click.echo(shown.to_string(index=False))

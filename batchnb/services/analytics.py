@@ -1,0 +1,357 @@
+"""Analytics over the batch history: volumes, success rate, processing times, failures, trends.
+
+The public side: :func:`analytics_summary` (cached, permission-checked), :func:`compute_summary`,
+the :class:`AnalyticsSummary` it returns and :func:`classify_error`. The SQL is in
+``analytics_queries.py``; reports are written by ``analytics_report.py``.
+
+What counts where (see docs/analytics.md):
+
+- a document counts in the period (and UTC day) it was created, with its current status;
+- processing time per extractor and document type is the ``duration_ms`` of completed
+  extraction jobs created in the period (a retry is a new job), grouped by the job's
+  ``extractor`` and ``document_type`` columns (the type an "auto" run classified, else the file
+  type, as the worker stored it); per queue, it is how long completed queue items of every job
+  type ran (``finished_at - started_at``);
+- trends are hourly queue activity: the ``queue_stats`` rows written by the periodic
+  ``aggregate_queue_stats`` task for the whole workspace, or the same figures computed from
+  the user's own queue items when the summary is for one user.
+
+Floating-point figures are rounded to 3 decimals (microseconds for times in milliseconds) so
+that SQLite and PostgreSQL, which sum in different orders, report the same values. The
+queries are independent and run side by side on a few connections.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from batchnb.errors import PermissionDeniedError
+from batchnb.services.access import is_admin
+from batchnb.services.analytics_queries import (
+    DECIMALS,
+    PARALLEL_QUERIES,
+    PERCENTILES,
+    TIMING_COLUMNS,
+    TREND_COLUMNS,
+    VOLUME_COLUMNS,
+    WORK_MEM,
+    Scope,
+    batch_count,
+    duration_stats,
+    failure_messages,
+    job_durations,
+    queue_durations,
+    run_side_by_side,
+    trends,
+    volume_daily,
+)
+from batchnb.services.audit import record_event
+from batchnb.services.cache import ANALYTICS
+from batchnb.services.workspace import Workspace, default_workspace
+
+__all__ = [
+    "DECIMALS",
+    "FAILURE_COLUMNS",
+    "PARALLEL_QUERIES",
+    "PERCENTILES",
+    "TIMING_COLUMNS",
+    "TIMING_DIMENSIONS",
+    "TREND_COLUMNS",
+    "UNKNOWN",
+    "VOLUME_COLUMNS",
+    "WORK_MEM",
+    "AnalyticsSummary",
+    "analytics_summary",
+    "classify_error",
+    "compute_summary",
+]
+
+TIMING_DIMENSIONS = ("queue", "extractor", "document_type")
+UNKNOWN = "(unknown)"
+"""Kind of a failure without error text (and label of any missing group value)."""
+
+FAILURE_COLUMNS = ["kind", "documents", "share", "example", "example_file"]
+
+_ATTEMPTS_SUFFIX = re.compile(r" \(after \d+ attempts\)$")
+_EXCEPTION_PREFIX = re.compile(
+    r"^((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Warning))(?::|$)"
+)
+# Checked in order: the first kind whose words appear in the message wins.
+_MESSAGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("encrypted", ("encrypted", "password")),
+    ("unsupported", ("no parser for", "unsupported")),
+    ("too_large", ("too many", "too large", "zip bomb")),
+    ("empty", ("empty", "no text", "no visible text", "no pages")),
+    ("corrupt", ("not a readable", "corrupt", "truncated", "not valid")),
+    ("ocr", ("ocr",)),
+    ("worker_lost", ("stopped responding",)),
+)
+
+
+def classify_error(error: str | None) -> str:
+    """The kind of a stored error text, for "failures by kind".
+
+    An exception that is not a ``DocumentError`` is stored as ``"Name: message"``: its kind
+    is ``Name`` (``TimeoutError``, ``ExtractorError``...). A ``DocumentError`` message is
+    classified by its words: ``encrypted``, ``unsupported``, ``too_large``, ``empty``,
+    ``corrupt``, ``ocr``, ``worker_lost`` (its lease expired on every attempt), else
+    ``other``; no text at all is ``(unknown)``.
+    """
+    text = _ATTEMPTS_SUFFIX.sub("", (error or "").strip())
+    if not text:
+        return UNKNOWN
+    found = _EXCEPTION_PREFIX.match(text)
+    if found:
+        return found.group(1).rsplit(".", 1)[-1]
+    lowered = text.lower()
+    for kind, words in _MESSAGE_KINDS:
+        if any(word in lowered for word in words):
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True, eq=False)
+class AnalyticsSummary:
+    """Analytics of one period for one user (``user=None``: every user).
+
+    Totals are attributes; the tables are DataFrames:
+
+    ``overview``: metric, value. ``timing``: dimension (queue, extractor or document_type),
+    value, jobs, mean_ms, p50_ms, p95_ms. ``failures``: kind, documents, share of the failed
+    documents, example (the most frequent error text of that kind) and example_file (the
+    first file name, alphabetically, with that text). ``volume_daily`` and
+    ``volume_weekly``: day / week (its Monday), created, completed, failed, cancelled, open,
+    pages. ``trends``: hour (UTC), queue, created, completed, failed, cancelled, retried,
+    mean_duration_ms, max_duration_ms.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    user: str | None
+    batches: int
+    documents: int
+    completed: int
+    failed: int
+    cancelled: int
+    open: int
+    pages: int
+    timing: pd.DataFrame
+    failures: pd.DataFrame
+    volume_daily: pd.DataFrame
+    volume_weekly: pd.DataFrame
+    trends: pd.DataFrame
+
+    @property
+    def success_rate(self) -> float | None:
+        """Completed / (completed + failed); ``None`` before anything finished."""
+        finished = self.completed + self.failed
+        return self.completed / finished if finished else None
+
+    @property
+    def overview(self) -> pd.DataFrame:
+        """The totals as a two-column table (metric, value)."""
+        metrics: dict[str, Any] = {
+            "batches": self.batches,
+            "documents": self.documents,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "open": self.open,
+            "success_rate": self.success_rate,
+            "pages": self.pages,
+        }
+        values = pd.Series(list(metrics.values()), dtype=object)  # ints stay ints
+        return pd.DataFrame({"metric": list(metrics), "value": values})
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by name, in report order."""
+        return {
+            "overview": self.overview,
+            "timing": self.timing,
+            "failures": self.failures,
+            "volume_daily": self.volume_daily,
+            "volume_weekly": self.volume_weekly,
+            "trends": self.trends,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the period, the totals and every table as a list of records."""
+        tables = {
+            name: json.loads(frame.to_json(orient="records", date_format="iso"))
+            for name, frame in self.tables().items()
+            if name != "overview"
+        }
+        return {
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+            "user": self.user,
+            "batches": self.batches,
+            "documents": self.documents,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "open": self.open,
+            "success_rate": self.success_rate,
+            "pages": self.pages,
+            **tables,
+        }
+
+
+def analytics_summary(
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    user: str | None = None,
+    actor: str | None = None,
+    workspace: Workspace | None = None,
+) -> AnalyticsSummary:
+    """Analytics of the documents created in ``[start, end)``, cached per period and user.
+
+    Parameters
+    ----------
+    start, end:
+        The period (``end`` excluded); naive datetimes are taken as UTC. ``None``: unbounded.
+    user:
+        Only this user's documents. An admin may name anyone (``None``: every user); anyone
+        else sees only their own documents and may name only themselves.
+    actor:
+        Who asks (default: the workspace user).
+
+    Raises
+    ------
+    PermissionDeniedError
+        A user who is not an admin asked for another user's figures (the refusal is
+        audited).
+    """
+    workspace = workspace or default_workspace()
+    actor = actor or workspace.settings.user
+    scope = _scope_user(workspace, actor, user)
+    start_utc, end_utc = _as_utc(start), _as_utc(end)
+    key = json.dumps([scope, _iso(start_utc), _iso(end_utc)])
+    summary: AnalyticsSummary = workspace.cache.get_or_create(
+        ANALYTICS,
+        key,
+        lambda: compute_summary(workspace, start=start_utc, end=end_utc, user=scope),
+    )
+    return summary
+
+
+def compute_summary(
+    workspace: Workspace,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    user: str | None = None,
+) -> AnalyticsSummary:
+    """The summary straight from the database: no cache and no permission check.
+
+    Its queries do not depend on each other, so they run side by side on
+    :data:`PARALLEL_QUERIES` connections (a database scans and sorts on several cores).
+    """
+    scope = Scope(_as_utc(start), _as_utc(end), user)
+    postgres = workspace.db.dialect_name == "postgresql"
+    # The slowest first, so that they start at once.
+    parts: dict[str, Callable[[Connection], Any]] = {
+        "queue": lambda c: duration_stats(c, queue_durations(scope, postgres), postgres),
+        "daily": lambda c: volume_daily(c, scope, postgres),
+        "document_type": lambda c: duration_stats(
+            c, job_durations(scope, "document_type"), postgres
+        ),
+        "extractor": lambda c: duration_stats(c, job_durations(scope, "extractor"), postgres),
+        "failures": lambda c: failure_messages(c, scope),
+        "trends": lambda c: trends(c, scope, postgres),
+        "batches": lambda c: batch_count(c, scope),
+    }
+    found = run_side_by_side(workspace.db, parts)
+    daily: pd.DataFrame = found["daily"]
+    totals = daily[VOLUME_COLUMNS].sum()
+    return AnalyticsSummary(
+        start=scope.start,
+        end=scope.end,
+        user=user,
+        batches=found["batches"],
+        documents=int(totals["created"]),
+        completed=int(totals["completed"]),
+        failed=int(totals["failed"]),
+        cancelled=int(totals["cancelled"]),
+        open=int(totals["open"]),
+        pages=int(totals["pages"]),
+        timing=_timing([found[dimension] for dimension in TIMING_DIMENSIONS]),
+        failures=_failures(found["failures"]),
+        volume_daily=daily,
+        volume_weekly=_volume_weekly(daily),
+        trends=found["trends"],
+    )
+
+
+def _scope_user(workspace: Workspace, actor: str, user: str | None) -> str | None:
+    """Whose documents the actor may see: anyone's for an admin, else their own."""
+    if is_admin(workspace.settings, actor):
+        return user
+    if user is not None and user != actor:
+        with workspace.db.begin() as connection:
+            record_event(
+                connection,
+                actor,
+                "analytics",
+                "user",
+                user,
+                {"reason": "not an admin"},
+                allowed=False,
+            )
+        raise PermissionDeniedError(
+            f"user {actor!r} may not see the analytics of user {user!r}: only an admin "
+            "(BATCHNB_ADMINS) may; leave the user out to see your own"
+        )
+    return actor
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _volume_weekly(daily: pd.DataFrame) -> pd.DataFrame:
+    """Daily volumes summed per ISO week, labelled by the week's Monday."""
+    weeks = daily.assign(week=[day - timedelta(days=day.weekday()) for day in daily["day"]])
+    frame = weeks.groupby("week", sort=True)[VOLUME_COLUMNS].sum().reset_index()
+    return frame.astype(dict.fromkeys(VOLUME_COLUMNS, "int64"))
+
+
+def _failures(messages: list[tuple[str | None, int, str]]) -> pd.DataFrame:
+    """Failed documents per kind, from (error text, documents, first file name) rows."""
+    kinds: dict[str, list[tuple[int, str, str]]] = {}
+    for error, documents, file_name in messages:
+        kinds.setdefault(classify_error(error), []).append((documents, error or "", file_name))
+    total = sum(message[0] for messages in kinds.values() for message in messages)
+    records: list[tuple[str, int, float, str, str]] = []
+    for kind, found in kinds.items():
+        documents = sum(message[0] for message in found)
+        _, example, file_name = min(found, key=lambda message: (-message[0], message[1]))
+        records.append((kind, documents, documents / total, example, file_name))
+    records.sort(key=lambda record: (-record[1], record[0]))
+    return pd.DataFrame(records, columns=FAILURE_COLUMNS).astype({"documents": "int64"})
+
+
+def _timing(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The timing tables of every dimension, in :data:`TIMING_DIMENSIONS` and value order."""
+    frame = pd.concat([part for part in frames if not part.empty] or frames[:1])
+    frame["value"] = frame["value"].fillna(UNKNOWN)
+    frame["order"] = frame["dimension"].map(TIMING_DIMENSIONS.index)
+    frame = frame.sort_values(["order", "value"]).drop(columns="order")
+    times = ["mean_ms", "p50_ms", "p95_ms"]
+    frame = frame.astype({"jobs": "int64", **dict.fromkeys(times, "float64")})
+    return frame.reset_index(drop=True).round(dict.fromkeys(times, DECIMALS))

@@ -1,0 +1,713 @@
+"""Cache for batch summaries, progress counts and analytics (dogpile.cache: memory or Redis).
+
+One :class:`SummaryCache` per workspace (``Workspace.cache``). Callers ask for a value by
+namespace and key and pass the function that computes it; service functions that change rows
+call :meth:`SummaryCache.invalidate` for the namespaces they touched. docs/operations.md has
+the user's view; the reasons for the design are here.
+
+Backends (``BATCHNB_CACHE_URL``): ``memory://`` (default) is a bounded dictionary per process
+and database, shared by every workspace object on that database. It pickles values like Redis
+does, so a caller cannot change a cached list or DataFrame it received, and an unpicklable
+value fails in every test, not only in Redis deployments. ``redis://host:port/db`` is shared
+by all processes; ``none`` computes every value.
+
+**Invalidation by generation.** Each namespace has a generation token stored in the backend,
+and one more token covers all namespaces; both are part of every key. ``invalidate("x")`` is
+one write (a new token for ``x``); from then on every process computes keys nobody has
+written, so the next read is a miss, and the old entries expire unread (Redis entries carry a
+hard expiry just past their time to live). Deleting entries instead would need a keyspace scan
+per invalidation and would race with a reader that computed an old value before the change
+and stores it after the delete; with generations that late write lands under a dead key.
+Tokens are random, not counters, so a token lost to eviction or a Redis restart cannot bring
+back a generation whose entries are still stored.
+
+**Progress counts** change as workers finish documents, in the queue's hot path, not through a
+service function. Invalidating there would cost a cache write per document and drop every
+batch's progress entry whenever any document finishes: the cache would be useless exactly
+while people watch progress. So the ``progress`` namespace lives :data:`PROGRESS_TTL_SECONDS`:
+however many widgets poll, the database answers at most one progress query per batch per
+second per process (across all processes with Redis), and a count is at most a second old.
+Service functions that change progress (cancel, retry, delete) still invalidate it at once.
+
+**Redis unreachable:** reads fall back to the creator (a miss), a warning goes to
+``batchnb.cache``, and Redis is left alone for :data:`REDIS_RETRY_SECONDS`, so an outage costs
+one short timeout, not one per read. A failed invalidation is logged; other processes may read
+the old value until its time to live ends. Keys start with batchnb's version and a hash of the
+database URL: workspaces sharing a Redis never meet, and an upgrade never unpickles old values.
+
+**Hit and miss counts.** Each object counts its own reads (``CacheStats.hits``); with Redis the
+counts are also added to two counters shared by every process (``<prefix>:stats:hits`` and
+``:misses``), so ``batchnb health``, a fresh process, can show the totals. A hit must stay two
+round trips (generation tokens, then the entry), so a read does not send its own count: it is
+kept in the process and rides along with the next read's generation lookup, in the same
+pipeline (:meth:`_RedisBackend.generation`). The shared totals therefore lag by at most the last
+read of each running process; :meth:`SummaryCache.stats`, :meth:`SummaryCache.close` and the
+interpreter's exit publish that too. Counting never fails a read: a counter Redis refuses
+(its key holds something else) is dropped, and counts that could not be sent are kept for the
+next attempt (so a connection that breaks mid-pipeline may count a few reads twice).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import math
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from dogpile.cache import make_region, register_backend
+from dogpile.cache.backends.redis import RedisBackend as DogpileRedisBackend
+from dogpile.cache.region import CacheRegion
+from sqlalchemy.engine import make_url
+
+from batchnb.config import Settings
+from batchnb.errors import ConfigurationError, MissingDependencyError
+
+T = TypeVar("T")
+
+#: Namespaces used by the service layer.
+BATCHES = "batches"
+PROGRESS = "progress"
+ANALYTICS = "analytics"
+
+#: Time to live of progress counts, which workers change without invalidating (see above).
+PROGRESS_TTL_SECONDS = 1.0
+
+#: Namespaces whose default time to live is not ``BATCHNB_CACHE_TTL_SECONDS``.
+NAMESPACE_TTL_SECONDS: dict[str, float] = {PROGRESS: PROGRESS_TTL_SECONDS}
+
+#: Values kept by the in-process backend, per database.
+MEMORY_MAX_ENTRIES = 2048
+
+#: Redis connect and read timeout: a cache that answers slower than this is no help.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+#: After a Redis failure, reads skip Redis this long before trying it again.
+REDIS_RETRY_SECONDS = 5.0
+
+#: Seconds a Redis entry outlives its time to live (dogpile checks the exact age itself).
+REDIS_EXPIRY_MARGIN_SECONDS = 1
+
+log = logging.getLogger("batchnb.cache")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Hits and misses of one :class:`SummaryCache`, and with Redis of every process.
+
+    A miss is every read whose value was computed: not yet cached, expired, invalidated, cache
+    off (``none``) or Redis unreachable. ``hits``, ``misses`` and ``errors`` (failed backend
+    calls) are this object's, in this process. ``shared_hits`` and ``shared_misses`` are the
+    totals of every process using the same Redis and database, lagging by at most the last
+    read of each running process; None for the memory and none backends (nothing is shared)
+    and when Redis could not be read.
+    """
+
+    backend: str
+    hits: int
+    misses: int
+    errors: int = 0
+    shared_hits: int | None = None
+    shared_misses: int | None = None
+
+    @property
+    def hit_rate(self) -> float | None:
+        """This object's hits per read; None before the first read."""
+        return _rate(self.hits, self.misses)
+
+    @property
+    def shared_hit_rate(self) -> float | None:
+        """Every process's hits per read (Redis only); None when unknown or no reads."""
+        if self.shared_hits is None or self.shared_misses is None:
+            return None
+        return _rate(self.shared_hits, self.shared_misses)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "hit_rate": self.hit_rate,
+            "shared_hit_rate": self.shared_hit_rate,
+        }
+
+    def describe(self) -> str:
+        """One line for ``batchnb health``: the totals of all processes when shared, else
+        this process's counts, saying so."""
+        if self.shared_hits is not None and self.shared_misses is not None:
+            return (
+                f"{self.backend} {self.shared_hits} hits / {self.shared_misses} misses "
+                "(all processes)"
+            )
+        counts = f"{self.backend} {self.hits} hits / {self.misses} misses"
+        if self.backend == "memory":
+            return f"{counts} (this process only: each process has its own memory cache)"
+        if self.backend == "redis":
+            return f"{counts} (this process only: the totals of all processes could not be read)"
+        return f"{counts} (caching is off: every read queries the database)"
+
+
+def _rate(hits: int, misses: int) -> float | None:
+    reads = hits + misses
+    return None if reads == 0 else hits / reads
+
+
+class _LruDict:
+    """The in-process cache's storage: a thread-safe dict holding at most ``limit`` values."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            if key not in self._data:
+                return default
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._limit:
+                self._data.popitem(last=False)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._data.pop(key, default)
+
+    def discard_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._data if k.startswith(prefix)]:
+                del self._data[key]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _MemoryStore:
+    """Entries and generation counters of one database's in-process cache."""
+
+    def __init__(self) -> None:
+        self.entries = _LruDict(MEMORY_MAX_ENTRIES)
+        self.generations: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+
+_memory_stores: weakref.WeakValueDictionary[str, _MemoryStore] = weakref.WeakValueDictionary()
+_memory_stores_lock = threading.Lock()
+
+_ALL = "*"  # the generation that covers every namespace
+
+
+class _Backend:
+    """What SummaryCache needs from a backend: regions, generations, a health check."""
+
+    name = ""
+    errors: tuple[type[BaseException], ...] = ()
+    #: Whether hits and misses are also counted for all processes (:meth:`shared_counts`).
+    shares_counts = False
+
+    def __init__(self) -> None:
+        self._regions: dict[float, CacheRegion] = {}
+        self._regions_lock = threading.Lock()
+
+    def region(self, ttl: float) -> CacheRegion:
+        """The dogpile region whose entries live ``ttl`` seconds (one per distinct ttl)."""
+        region = self._regions.get(ttl)
+        if region is None:
+            with self._regions_lock:
+                region = self._regions.get(ttl)
+                if region is None:
+                    region = self._make_region(ttl)
+                    self._regions[ttl] = region
+        return region
+
+    def _make_region(self, ttl: float) -> CacheRegion:
+        raise NotImplementedError
+
+    def generation(self, namespace: str) -> str:
+        """The token naming the current generation of ``namespace`` (and of all namespaces)."""
+        raise NotImplementedError
+
+    def bump(self, namespaces: Iterable[str]) -> None:
+        """Start new generations (``_ALL`` for every namespace)."""
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Raise one of :attr:`errors` when the backend cannot be reached."""
+
+    def count(self, *, hit: bool) -> None:
+        """Add one read to the totals shared by all processes (if the backend keeps any)."""
+
+    def publish_counts(self) -> None:
+        """Send the reads counted but not yet added to the shared totals."""
+
+    def shared_counts(self) -> tuple[int | None, int | None] | None:
+        """Hits and misses of every process (after publishing this one's); None if not shared."""
+        return None
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class _MemoryBackend(_Backend):
+    name = "memory"
+
+    def __init__(self, key_prefix: str) -> None:
+        super().__init__()
+        self._prefix = key_prefix
+        with _memory_stores_lock:
+            store = _memory_stores.get(key_prefix)
+            if store is None:
+                store = _MemoryStore()
+                _memory_stores[key_prefix] = store
+        self._store = store
+
+    def _make_region(self, ttl: float) -> CacheRegion:
+        return make_region().configure(
+            "dogpile.cache.memory_pickle",
+            expiration_time=ttl,
+            arguments={"cache_dict": self._store.entries},
+        )
+
+    def generation(self, namespace: str) -> str:
+        generations = self._store.generations
+        return f"{generations.get(_ALL, 0)}.{generations.get(namespace, 0)}"
+
+    def bump(self, namespaces: Iterable[str]) -> None:
+        store = self._store
+        with store.lock:
+            for namespace in namespaces:
+                store.generations[namespace] = store.generations.get(namespace, 0) + 1
+                # Old generations are never read again: free their memory now.
+                store.entries.discard_prefix(
+                    self._prefix if namespace == _ALL else f"{self._prefix}:{namespace}:"
+                )
+
+
+class RedisEntries(DogpileRedisBackend):
+    """dogpile's Redis backend, writing expiring entries with ``SET EX`` (redis-py deprecates
+    the ``SETEX`` command dogpile uses, which warns on every write)."""
+
+    def set_serialized(self, key: str, value: bytes) -> None:
+        self.writer_client.set(key, value, ex=self.redis_expiration_time or None)
+
+    def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
+        pipe = self.writer_client.pipeline()
+        for key, value in mapping.items():
+            pipe.set(key, value, ex=self.redis_expiration_time or None)
+        pipe.execute()
+
+
+register_backend("batchnb.redis", __name__, "RedisEntries")
+
+
+class _RedisBackend(_Backend):
+    name = "redis"
+    shares_counts = True
+
+    def __init__(self, url: str, key_prefix: str) -> None:
+        super().__init__()
+        try:
+            import redis
+        except ModuleNotFoundError:
+            raise MissingDependencyError("redis", "redis", "the Redis cache (cache_url)") from None
+        self.errors = (redis.RedisError,)
+        try:
+            self._pool = redis.ConnectionPool.from_url(
+                url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"BATCHNB_CACHE_URL {url!r} is not a Redis URL ({exc}): use redis://host:port/db"
+            ) from None
+        self._client = redis.Redis(connection_pool=self._pool)
+        self._prefix = key_prefix
+        self._stats_keys = (f"{key_prefix}:stats:hits", f"{key_prefix}:stats:misses")
+        # Reads counted here and not yet added to the shared counters: (hits, misses).
+        self._unpublished = (0, 0)
+        self._unpublished_lock = threading.Lock()
+
+    def _make_region(self, ttl: float) -> CacheRegion:
+        # dogpile's own expiry is soft (it compares the stored creation time); the Redis
+        # expiry makes entries of old generations disappear instead of piling up.
+        return make_region().configure(
+            "batchnb.redis",
+            expiration_time=ttl,
+            arguments={
+                "connection_pool": self._pool,
+                "redis_expiration_time": math.ceil(ttl) + REDIS_EXPIRY_MARGIN_SECONDS,
+            },
+        )
+
+    def _generation_key(self, namespace: str) -> str:
+        return f"{self._prefix}:generation:{namespace}"
+
+    def generation(self, namespace: str) -> str:
+        keys = [self._generation_key(_ALL), self._generation_key(namespace)]
+        counts = self._take_unpublished()
+        if counts == (0, 0):
+            tokens = self._client.mget(keys)
+        else:
+            # The earlier reads' counts travel in this read's round trip: counting costs a hit
+            # a few bytes, not a third round trip.
+            pipe = self._counting_pipeline(counts)
+            pipe.mget(keys)
+            tokens = self._execute(pipe, counts)[0]
+        if None in tokens:
+            # First use (or the token was evicted): start a generation nobody has used. NX
+            # keeps a token another process set meanwhile.
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, _new_token(), nx=True)
+            pipe.mget(keys)
+            tokens = pipe.execute()[-1]
+        return ".".join(
+            token.decode() if isinstance(token, bytes) else str(token) for token in tokens
+        )
+
+    def bump(self, namespaces: Iterable[str]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for namespace in namespaces:
+            pipe.set(self._generation_key(namespace), _new_token())
+        pipe.execute()
+
+    def ping(self) -> None:
+        self._client.ping()
+
+    def count(self, *, hit: bool) -> None:
+        with self._unpublished_lock:
+            hits, misses = self._unpublished
+            self._unpublished = (hits + 1, misses) if hit else (hits, misses + 1)
+
+    def publish_counts(self) -> None:
+        counts = self._take_unpublished()
+        if counts != (0, 0):
+            self._execute(self._counting_pipeline(counts), counts)
+
+    def shared_counts(self) -> tuple[int | None, int | None]:
+        counts = self._take_unpublished()
+        pipe = self._counting_pipeline(counts)
+        pipe.mget(self._stats_keys)
+        hits, misses = self._execute(pipe, counts)[0]
+        return _counter(hits), _counter(misses)
+
+    def close(self) -> None:
+        self._pool.disconnect()
+
+    def _take_unpublished(self) -> tuple[int, int]:
+        with self._unpublished_lock:
+            counts, self._unpublished = self._unpublished, (0, 0)
+        return counts
+
+    def _counting_pipeline(self, counts: tuple[int, int]) -> Any:
+        """A pipeline starting with the increments of ``counts`` (queue more commands on it)."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, amount in zip(self._stats_keys, counts, strict=True):
+            if amount:
+                pipe.incrby(key, amount)
+        return pipe
+
+    def _execute(self, pipe: Any, counts: tuple[int, int]) -> list[Any]:
+        """Run a :meth:`_counting_pipeline`; the replies of the commands queued after the counts.
+
+        An increment Redis refuses (its key holds something that is not a number) is dropped:
+        counting must never fail a read. When Redis cannot be reached the counts are kept for
+        the next attempt and the error propagates, as it would without counting.
+        """
+        increments = sum(1 for amount in counts if amount)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except BaseException:
+            with self._unpublished_lock:
+                hits, misses = self._unpublished
+                self._unpublished = (hits + counts[0], misses + counts[1])
+            raise
+        for reply in replies[:increments]:
+            if isinstance(reply, Exception):
+                log.debug("cache counts dropped: Redis refused the increment (%s)", reply)
+        for reply in replies[increments:]:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies[increments:])
+
+
+def _counter(raw: Any) -> int | None:
+    """A shared counter's value: 0 when it does not exist yet, None when it is not a number."""
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class SummaryCache:
+    """Cached values by namespace and key, invalidated by namespace.
+
+    Build it with :func:`open_cache` (or use ``Workspace.cache``).
+
+    Parameters
+    ----------
+    url:
+        ``""`` or ``memory://``, ``redis://host:port/db``, or ``none``.
+    key_prefix:
+        Start of every key; different prefixes never see each other's entries.
+    default_ttl:
+        Seconds a value lives unless the call or its namespace says otherwise.
+    """
+
+    def __init__(self, url: str = "", *, key_prefix: str, default_ttl: float = 300.0) -> None:
+        self.url = url
+        self.key_prefix = key_prefix
+        self.default_ttl = default_ttl
+        self._backend = _make_backend(url, key_prefix)
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._errors = 0
+        self._down_until = 0.0
+        if self._backend is not None and self._backend.shares_counts:
+            _counting_caches.add(self)
+
+    @property
+    def backend(self) -> str:
+        """``memory``, ``redis`` or ``none``."""
+        return "none" if self._backend is None else self._backend.name
+
+    def get_or_create(
+        self, namespace: str, key: str, creator: Callable[[], T], *, ttl: float | None = None
+    ) -> T:
+        """The cached value of ``key`` in ``namespace``, computed by ``creator`` when missing.
+
+        Parameters
+        ----------
+        namespace:
+            Group of values invalidated together (``"batches"``, ``"progress"``,
+            ``"analytics"``).
+        key:
+            Identifies the value inside the namespace (it is hashed, so any length will do):
+            include everything the value depends on, e.g. the filters, page and acting user.
+        creator:
+            Computes the value; it must be picklable. Its exceptions propagate and nothing is
+            cached.
+        ttl:
+            Seconds the value may be served; default: the namespace's
+            (:data:`NAMESPACE_TTL_SECONDS`) or the cache's ``default_ttl``. 0 or less: do not
+            cache.
+        """
+        lifetime = self._lifetime(namespace, ttl)
+        backend = self._backend
+        if backend is None or lifetime <= 0 or time.monotonic() < self._down_until:
+            self._count(hit=False)
+            return creator()
+        created: list[T] = []
+        raised: list[BaseException] = []
+
+        def create() -> T:
+            try:
+                value = creator()
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+            created.append(value)
+            return value
+
+        try:
+            full_key = self._full_key(backend, namespace, key)
+            value = backend.region(lifetime).get_or_create(full_key, create)
+        except backend.errors as exc:
+            if raised and raised[0] is exc:
+                raise
+            self._failed(exc, "read")
+            self._count(hit=False)
+            return created[0] if created else creator()
+        self._count(hit=not created)
+        return cast(T, value)
+
+    def invalidate(self, *namespaces: str) -> None:
+        """Make the next read of these namespaces (no argument: of every namespace) a miss."""
+        backend = self._backend
+        if backend is None:
+            return
+        try:
+            backend.bump(namespaces or (_ALL,))
+        except backend.errors as exc:
+            self._failed(exc, f"invalidate {', '.join(namespaces) or 'all namespaces'}")
+        else:
+            self._down_until = 0.0  # it answered: reads may use it again
+
+    def stats(self) -> CacheStats:
+        """Hits, misses and backend errors counted by this object, and with Redis the totals
+        of every process (one round trip, which also publishes this object's counts)."""
+        shared: tuple[int | None, int | None] | None = None
+        backend = self._backend
+        if backend is not None and time.monotonic() >= self._down_until:
+            try:
+                shared = backend.shared_counts()
+            except backend.errors as exc:
+                self._failed(exc, "read of the hit and miss counts")
+        shared_hits, shared_misses = shared or (None, None)
+        with self._lock:
+            return CacheStats(
+                self.backend, self._hits, self._misses, self._errors, shared_hits, shared_misses
+            )
+
+    def check(self) -> str | None:
+        """None when the backend answers, else what is wrong (for ``batchnb health``)."""
+        backend = self._backend
+        if backend is None:
+            return None
+        try:
+            backend.ping()
+        except backend.errors as exc:
+            self._failed(exc, "health check")
+            return (
+                f"the {backend.name} cache at {_safe_url(self.url)} is unreachable ({exc}); "
+                "reads fall back to the database: start Redis or fix BATCHNB_CACHE_URL"
+            )
+        self._down_until = 0.0
+        return None
+
+    def close(self) -> None:
+        """Publish the last counts and release the backend's connections (the cache still
+        works; it reconnects)."""
+        if self._backend is not None:
+            self.publish_counts()
+            self._backend.close()
+
+    def publish_counts(self) -> None:
+        """Add the reads not yet counted in Redis to the shared totals (never raises).
+
+        Reads publish the counts of earlier reads; this sends the last ones. It runs on
+        :meth:`close` and when the interpreter exits.
+        """
+        backend = self._backend
+        if backend is None or time.monotonic() < self._down_until:
+            return
+        try:
+            backend.publish_counts()
+        except backend.errors as exc:
+            self._failed(exc, "publishing of the hit and miss counts")
+
+    def _lifetime(self, namespace: str, ttl: float | None) -> float:
+        if ttl is not None:
+            return float(ttl)
+        return NAMESPACE_TTL_SECONDS.get(namespace, self.default_ttl)
+
+    def _full_key(self, backend: _Backend, namespace: str, key: str) -> str:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return f"{self.key_prefix}:{namespace}:{backend.generation(namespace)}:{digest}"
+
+    def _count(self, *, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+        if self._backend is not None:
+            self._backend.count(hit=hit)
+
+    def _failed(self, exc: BaseException, action: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._errors += 1
+            # One warning per outage, not one per invalidation while Redis stays away.
+            level = logging.DEBUG if now < self._down_until else logging.WARNING
+            self._down_until = now + REDIS_RETRY_SECONDS
+        log.log(
+            level,
+            "cache %s at %s failed (%s: %s); using the database directly for %.0fs",
+            action,
+            _safe_url(self.url),
+            type(exc).__name__,
+            exc,
+            REDIS_RETRY_SECONDS,
+        )
+
+
+#: Caches whose counts go to Redis: the last reads' counts are published when Python exits
+#: (command-line processes never close their workspace).
+_counting_caches: weakref.WeakSet[SummaryCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _publish_counts_at_exit() -> None:
+    for cache in list(_counting_caches):
+        backend = cache._backend
+        if backend is None or time.monotonic() < cache._down_until:
+            continue
+        try:
+            backend.publish_counts()
+        except backend.errors as exc:
+            # The process is leaving: a warning would reach nobody who can act on it.
+            log.debug("cache counts not published at exit (%s: %s)", type(exc).__name__, exc)
+
+
+def _make_backend(url: str, key_prefix: str) -> _Backend | None:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url.strip().lower()
+    if scheme in ("", "memory"):
+        return _MemoryBackend(key_prefix)
+    if scheme == "none":
+        return None
+    if scheme in ("redis", "rediss", "unix"):
+        return _RedisBackend(url, key_prefix)
+    raise ConfigurationError(
+        f"BATCHNB_CACHE_URL {_safe_url(url)!r} is not a cache URL: use memory:// (default), "
+        "redis://host:port/db or none"
+    )
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (it goes into logs and health output)."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def cache_key_prefix(database_url: str) -> str:
+    """Key prefix for a workspace: batchnb's version and a hash of its database.
+
+    The password is left out (the same database reached with other credentials shares the
+    cache) and a SQLite path is made absolute (the same relative path from two folders names
+    two databases).
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(Path(url.database).resolve()))
+    identity = url.render_as_string(hide_password=True)
+    digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+    return f"batchnb:{_package_version()}:{digest}"
+
+
+def _package_version() -> str:
+    try:
+        return version("batchnb")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def open_cache(settings: Settings) -> SummaryCache:
+    """The cache described by ``cache_url`` and ``cache_ttl_seconds``, keyed by the database."""
+    return SummaryCache(
+        settings.cache_url,
+        key_prefix=cache_key_prefix(settings.database_url),
+        default_ttl=settings.cache_ttl_seconds,
+    )

@@ -1,0 +1,554 @@
+"""Changing batches on a user's behalf: retry, cancel, delete, bulk status; the audit trail.
+
+Every function takes the acting user (default: the workspace user, i.e. ``JUPYTERHUB_USER``
+or the OS user), checks through :func:`batchnb.services.access.authorize` that they own the
+batch or are an admin (a refusal is audited and nothing changes), writes its own audit event
+in the same transaction as the change, and invalidates the cached summaries afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pandas as pd
+from sqlalchemy import Connection, String, cast, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from batchnb.db.models import (
+    AuditEvent,
+    BatchStatus,
+    Document,
+    DocumentStatus,
+    ExtractedData,
+    ExtractionBatch,
+    ExtractionJob,
+    QueueItem,
+    utcnow,
+)
+from batchnb.errors import BatchStateError, ConfigurationError, NotFoundError
+from batchnb.extract import get_extractor, schema_from_prompt
+from batchnb.queue import items
+from batchnb.services.access import authorize, is_admin
+from batchnb.services.audit import record_event
+from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
+from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT, refresh_batch_status
+from batchnb.services.workspace import Workspace, default_workspace
+
+log = logging.getLogger(__name__)
+
+CHANGED_NAMESPACES = (BATCHES, PROGRESS, ANALYTICS)
+"""Cache namespaces whose entries a change to batches makes stale."""
+BULK_STATUSES = ("cancelled", "completed", "failed")
+"""Statuses :func:`bulk_update_status` may set; the others are derived from the documents."""
+_OPEN_DOCUMENT_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+_CHUNK = 500
+AUDIT_COLUMNS = (
+    "id",
+    "created_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "allowed",
+    "details",
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeleteSummary:
+    """What :func:`delete_batch` removed."""
+
+    documents: int
+    files_removed: int
+    stopped: int = 0
+    """Queue items that were still waiting or running."""
+
+
+def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[list[T]]:
+    """Slices small enough for an IN list on every database (SQLite caps parameters)."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _invalidate(workspace: Workspace) -> None:
+    workspace.cache.invalidate(*CHANGED_NAMESPACES)
+
+
+def _resolve(workspace: Workspace | None, actor: str | None) -> tuple[Workspace, str]:
+    workspace = workspace or default_workspace()
+    return workspace, actor or workspace.settings.user
+
+
+def _cancel_rows(session: Session, batch: ExtractionBatch, now: datetime) -> int:
+    """Cancel a batch's open work in the caller's transaction; returns the items cancelled.
+
+    Waiting items never start; a running item's worker sees the cancellation at its next
+    checkpoint and writes nothing more.
+    """
+    connection = session.connection()
+    cancelled = items.cancel_items(connection, batch_id=batch.id, now=now)
+    for model in (Document, ExtractionJob):
+        session.execute(
+            update(model)
+            .where(model.batch_id == batch.id, model.status.in_(_OPEN_DOCUMENT_STATUSES))
+            .values(status=DocumentStatus.CANCELLED.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return cancelled
+
+
+def cancel_batch(
+    batch_id: int, *, actor: str | None = None, workspace: Workspace | None = None
+) -> int:
+    """Cancel a batch: pending documents never start, running ones stop at a checkpoint.
+
+    Returns how many queue items were cancelled. A batch with nothing left to stop keeps its
+    status (the event is still audited).
+
+    Raises
+    ------
+    NotFoundError
+        The batch does not exist.
+    PermissionDeniedError
+        ``actor`` neither owns the batch nor is an admin.
+    """
+    workspace, actor = _resolve(workspace, actor)
+    authorize(workspace, actor, "cancel", [batch_id])
+    now = utcnow()
+    with workspace.db.write() as session:
+        batch = session.get(ExtractionBatch, batch_id)
+        if batch is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        cancelled = _cancel_rows(session, batch, now)
+        session.flush()
+        if cancelled:
+            batch.status = BatchStatus.CANCELLED.value
+            batch.completed_at = now
+        else:
+            refresh_batch_status(session.connection(), batch_id)
+        record_event(session.connection(), actor, "cancel", "batch", batch_id, {"items": cancelled})
+    _invalidate(workspace)
+    return cancelled
+
+
+def delete_batch(
+    batch_id: int, *, actor: str | None = None, workspace: Workspace | None = None
+) -> DeleteSummary:
+    """Delete a batch with its documents, jobs, results and queue items, and its unshared files.
+
+    Open work is cancelled in the same transaction, so a worker running one of its documents
+    stops at its next checkpoint and writes nothing (its item is gone). Rows go through the
+    foreign keys' ``ON DELETE CASCADE``; exports of the batch are kept with no batch. Stored
+    files are removed only after the rows are committed, and only when no other document (of
+    any batch) still uses the same bytes; a file that cannot be removed is logged, not raised.
+
+    Raises
+    ------
+    NotFoundError
+        The batch does not exist.
+    PermissionDeniedError
+        ``actor`` neither owns the batch nor is an admin.
+    """
+    workspace, actor = _resolve(workspace, actor)
+    authorize(workspace, actor, "delete", [batch_id])
+    now = utcnow()
+    with workspace.db.begin() as connection:
+        found = connection.execute(
+            select(ExtractionBatch.name, ExtractionBatch.owner).where(
+                ExtractionBatch.id == batch_id
+            )
+        ).one_or_none()
+        if found is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        stopped = items.cancel_items(connection, batch_id=batch_id, now=now)
+        keys = sorted(
+            connection.scalars(
+                select(Document.storage_key).where(Document.batch_id == batch_id).distinct()
+            )
+        )
+        counts = {
+            name: _count(connection, model, batch_id)
+            for name, model in (
+                ("documents", Document),
+                ("jobs", ExtractionJob),
+                ("results", ExtractedData),
+            )
+        }
+        connection.execute(delete(ExtractionBatch).where(ExtractionBatch.id == batch_id))
+        still_used: set[str] = set()
+        for chunk in _chunks(keys):
+            still_used.update(
+                connection.scalars(
+                    select(Document.storage_key).where(Document.storage_key.in_(chunk)).distinct()
+                )
+            )
+        unshared = [key for key in keys if key not in still_used]
+        record_event(
+            connection,
+            actor,
+            "delete",
+            "batch",
+            batch_id,
+            {
+                "name": found.name,
+                "owner": found.owner,
+                **counts,
+                "stopped": stopped,
+                "files": len(unshared),
+            },
+        )
+    _invalidate(workspace)
+    removed = 0
+    for key in unshared:
+        try:
+            workspace.storage.delete(key)
+        except Exception:
+            # The rows are gone already; an orphaned file wastes space but breaks nothing.
+            log.warning(
+                "batch %s deleted, but its file %s was not removed", batch_id, key, exc_info=True
+            )
+        else:
+            removed += 1
+    return DeleteSummary(documents=counts["documents"], files_removed=removed, stopped=stopped)
+
+
+def _count(connection: Connection, model: Any, batch_id: int) -> int:
+    return int(
+        connection.scalar(select(func.count()).select_from(model).where(model.batch_id == batch_id))
+        or 0
+    )
+
+
+def retry_failed(
+    batch_id: int,
+    *,
+    document_ids: Sequence[int] | None = None,
+    prompt: str | None = None,
+    extractor: str | None = None,
+    actor: str | None = None,
+    workspace: Workspace | None = None,
+) -> int:
+    """Queue the failed documents of a batch again; returns how many were queued.
+
+    Each document gets a new job and a new queue item; its earlier jobs and items stay as
+    history. Completed and cancelled documents are left alone.
+
+    Parameters
+    ----------
+    document_ids:
+        Only these documents (each must belong to the batch and have failed); default every
+        failed document of the batch.
+    prompt:
+        Extract these fields instead (for these jobs only); default: what the document's
+        last job used (its own prompt, else the batch's prompt, schema or templates).
+    extractor:
+        Use this extractor instead; default the one the document's last job used.
+
+    Raises
+    ------
+    NotFoundError
+        The batch, or one of ``document_ids`` in it, does not exist.
+    BatchnbError
+        One of ``document_ids`` has not failed.
+    PermissionDeniedError
+        ``actor`` neither owns the batch nor is an admin.
+    """
+    workspace, actor = _resolve(workspace, actor)
+    if prompt is not None:
+        schema_from_prompt(prompt)
+    if extractor is not None:
+        get_extractor(extractor)
+    details: dict[str, Any] = {"prompt": prompt, "extractor": extractor}
+    authorize(workspace, actor, "retry", [batch_id], details)
+    now = utcnow()
+    with workspace.db.write() as session:
+        connection = session.connection()
+        batch = session.get(ExtractionBatch, batch_id)
+        if batch is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        chosen = _failed_documents(connection, batch_id, document_ids)
+        messages: list[tuple[int, int, datetime | None]] = []
+        if chosen:
+            messages = _queue_again(connection, batch, chosen, prompt, extractor, now)
+            if batch.status not in (BatchStatus.PENDING, BatchStatus.PROCESSING):
+                # Closed batches reopen; the worker closes them again when the last one ends.
+                batch.status = BatchStatus.PENDING.value
+                batch.completed_at = None
+                session.flush()
+            refresh_batch_status(connection, batch_id)
+        record_event(
+            connection,
+            actor,
+            "retry",
+            "batch",
+            batch_id,
+            {**details, "documents": len(chosen), "document_ids": chosen[:100]},
+        )
+    workspace.runtime.dispatch(messages)
+    _invalidate(workspace)
+    return len(chosen)
+
+
+def _failed_documents(
+    connection: Connection, batch_id: int, document_ids: Sequence[int] | None
+) -> list[int]:
+    """The ids to retry, checked: all failed ones of the batch, or the chosen ones."""
+    if document_ids is None:
+        return list(
+            connection.scalars(
+                select(Document.id)
+                .where(Document.batch_id == batch_id, Document.status == DocumentStatus.FAILED)
+                .order_by(Document.id)
+            )
+        )
+    wanted = sorted(set(document_ids))
+    statuses: dict[int, str] = {}
+    for chunk in _chunks(wanted):
+        for document_id, status in connection.execute(
+            select(Document.id, Document.status).where(
+                Document.batch_id == batch_id, Document.id.in_(chunk)
+            )
+        ):
+            statuses[document_id] = status
+    missing = [document_id for document_id in wanted if document_id not in statuses]
+    if missing:
+        raise NotFoundError(f"batch {batch_id} has no document {', '.join(map(str, missing[:10]))}")
+    not_failed = {i: s for i, s in statuses.items() if s != DocumentStatus.FAILED}
+    if not_failed:
+        shown = ", ".join(f"{i} ({s})" for i, s in sorted(not_failed.items())[:10])
+        raise BatchStateError(
+            f"only failed documents can be retried; in batch {batch_id} these have not "
+            f"failed: {shown}"
+        )
+    return wanted
+
+
+def _queue_again(
+    connection: Connection,
+    batch: ExtractionBatch,
+    document_ids: list[int],
+    prompt: str | None,
+    extractor: str | None,
+    now: datetime,
+) -> list[tuple[int, int, datetime | None]]:
+    """New job + queue item per document, documents back to pending; the messages to send."""
+    last_jobs = (
+        select(func.max(ExtractionJob.id))
+        .where(ExtractionJob.batch_id == batch.id)
+        .group_by(ExtractionJob.document_id)
+    )
+    previous: dict[int, tuple[str | None, str]] = {
+        row.document_id: (row.prompt, row.extractor)
+        for row in connection.execute(
+            select(ExtractionJob.document_id, ExtractionJob.prompt, ExtractionJob.extractor).where(
+                ExtractionJob.id.in_(last_jobs)
+            )
+        )
+    }
+    fallback = (None, batch.extractor)
+    priority = (
+        connection.scalar(
+            select(func.max(QueueItem.priority)).where(QueueItem.batch_id == batch.id)
+        )
+        or 0
+    )
+    job_ids = connection.scalars(
+        insert(ExtractionJob).returning(ExtractionJob.id, sort_by_parameter_order=True),
+        [
+            {
+                "batch_id": batch.id,
+                "document_id": document_id,
+                "owner": batch.owner,
+                "status": DocumentStatus.PENDING.value,
+                "prompt": prompt or previous.get(document_id, fallback)[0],
+                "extractor": extractor or previous.get(document_id, fallback)[1],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for document_id in document_ids
+        ],
+    ).all()
+    item_ids = connection.scalars(
+        insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
+        [
+            items.new_item_values(
+                BATCH_QUEUE,
+                PROCESS_DOCUMENT,
+                {"document_id": document_id, "job_id": job_id},
+                owner=batch.owner,
+                now=now,
+                batch_id=batch.id,
+                priority=priority,
+            )
+            for document_id, job_id in zip(document_ids, job_ids, strict=True)
+        ],
+    ).all()
+    for chunk in _chunks(document_ids):
+        connection.execute(
+            update(Document)
+            .where(Document.id.in_(chunk))
+            .values(status=DocumentStatus.PENDING.value, error=None, updated_at=now)
+        )
+    return [(item_id, priority, None) for item_id in item_ids]
+
+
+def bulk_update_status(
+    batch_ids: Sequence[int],
+    status: str,
+    *,
+    actor: str | None = None,
+    workspace: Workspace | None = None,
+) -> int:
+    """Set the status of several batches at once, all or none; returns how many changed.
+
+    Only :data:`BULK_STATUSES` can be set: ``"cancelled"`` also stops the batches' open work
+    (like :func:`cancel_batch`); ``"completed"`` and ``"failed"`` mark finished batches by
+    hand (e.g. accepting a batch's failures), so they are refused for a batch that still
+    has pending or processing documents. The other statuses follow from the documents:
+    retry with :func:`retry_failed` instead.
+
+    Raises
+    ------
+    ConfigurationError
+        ``status`` is not one of :data:`BULK_STATUSES`.
+    NotFoundError
+        A batch does not exist.
+    BatchnbError
+        ``"completed"``/``"failed"`` for a batch with open documents.
+    PermissionDeniedError
+        ``actor`` may not change one of the batches (then none changes).
+    """
+    workspace, actor = _resolve(workspace, actor)
+    if status not in BULK_STATUSES:
+        raise ConfigurationError(
+            f"cannot set batches to {status!r}; bulk_update_status sets one of "
+            f"{', '.join(BULK_STATUSES)} (pending and processing follow from the documents: "
+            "use retry_failed to run failed documents again)"
+        )
+    wanted = sorted(set(batch_ids))
+    if not wanted:
+        return 0
+    authorize(workspace, actor, "update_status", wanted, {"status": status})
+    now = utcnow()
+    changed = 0
+    with workspace.db.write() as session:
+        batches: list[ExtractionBatch] = []
+        for chunk in _chunks(wanted):
+            batches.extend(
+                session.scalars(select(ExtractionBatch).where(ExtractionBatch.id.in_(chunk)))
+            )
+        missing = sorted(set(wanted) - {batch.id for batch in batches})
+        if missing:
+            raise NotFoundError(f"batch {', '.join(map(str, missing))} does not exist")
+        if status != BatchStatus.CANCELLED:
+            _refuse_open(session, wanted, status)
+        for batch in sorted(batches, key=lambda b: b.id):
+            previous = batch.status
+            stopped = _cancel_rows(session, batch, now) if status == BatchStatus.CANCELLED else 0
+            if previous != status:
+                batch.status = status
+                batch.completed_at = now
+                changed += 1
+            record_event(
+                session.connection(),
+                actor,
+                "update_status",
+                "batch",
+                batch.id,
+                {"from": previous, "to": status, "items": stopped},
+            )
+    _invalidate(workspace)
+    return changed
+
+
+def _refuse_open(session: Session, batch_ids: list[int], status: str) -> None:
+    open_counts: dict[int, int] = {}
+    for chunk in _chunks(batch_ids):
+        for batch_id, count in session.execute(
+            select(Document.batch_id, func.count())
+            .where(Document.batch_id.in_(chunk), Document.status.in_(_OPEN_DOCUMENT_STATUSES))
+            .group_by(Document.batch_id)
+        ):
+            open_counts[batch_id] = count
+    if open_counts:
+        shown = ", ".join(f"{b} ({n} open)" for b, n in sorted(open_counts.items())[:10])
+        raise BatchStateError(
+            f"cannot mark batches {status} while documents are pending or processing: "
+            f"{shown}; cancel them or wait until they finish"
+        )
+
+
+def list_audit_events(
+    *,
+    actor_filter: str | None = None,
+    action: str | None = None,
+    target_id: int | str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    workspace: Workspace | None = None,
+    actor: str | None = None,
+) -> pd.DataFrame:
+    """The newest audit events first, one row each, as a DataFrame (:data:`AUDIT_COLUMNS`).
+
+    An admin sees every event. Anyone else sees the events they caused, the events on
+    batches they own, and the events that name them as owner (refusals on their batches, and
+    a deletion of one, which outlives the batch's row).
+
+    Parameters
+    ----------
+    actor_filter:
+        Only events caused by this user.
+    action:
+        Only this action: ``submit``, ``retry``, ``cancel``, ``delete``, ``update_status``,
+        ``list`` (refusals only), ...
+    target_id:
+        Only events on this batch.
+    since:
+        Only events at or after this (timezone-aware) time.
+    limit:
+        At most this many rows.
+    """
+    workspace, actor = _resolve(workspace, actor)
+    if limit < 1:
+        raise ConfigurationError(f"limit must be at least 1, got {limit}")
+    if since is not None and since.tzinfo is None:
+        raise ConfigurationError("since must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
+    query = select(*(getattr(AuditEvent, column) for column in AUDIT_COLUMNS))
+    if not is_admin(workspace.settings, actor):
+        # Only events since the batch was created: SQLite hands a deleted batch's id out
+        # again, and the events of the earlier batch are not the new owner's business.
+        on_own_batch = (
+            select(ExtractionBatch.id)
+            .where(
+                ExtractionBatch.owner == actor,
+                cast(ExtractionBatch.id, String(64)) == AuditEvent.target_id,
+                ExtractionBatch.created_at <= AuditEvent.created_at,
+            )
+            .exists()
+        )
+        query = query.where(
+            or_(
+                AuditEvent.actor == actor,
+                (AuditEvent.target_type == "batch") & on_own_batch,
+                # Deletions and refusals name the owner: the batch row may be gone.
+                AuditEvent.details["owner"].as_string() == actor,
+            )
+        )
+    if actor_filter is not None:
+        query = query.where(AuditEvent.actor == actor_filter)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if target_id is not None:
+        query = query.where(AuditEvent.target_id == str(target_id))
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    query = query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
+    with workspace.db.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame([tuple(row) for row in rows], columns=list(AUDIT_COLUMNS))
