@@ -1,8 +1,9 @@
 """List page and analytics summary on a large history, on SQLite and PostgreSQL, cold and cached.
 
 Seeds ``--batches`` (1,000) batches holding ``--documents`` (200,000) documents, each with its
-extraction job, queue item and (when completed) its result, plus the hourly ``queue_stats``
-rows, into a fresh SQLite workspace and a fresh PostgreSQL database, then times:
+extraction job (with the document type the worker stores), queue item and (when completed)
+its result, plus the hourly ``queue_stats`` rows, into a fresh SQLite workspace and a fresh
+PostgreSQL database, then times:
 
 * a list page: ``list_batches`` as an admin with a status filter, a search term found in the
   file names (and names) of ~8% of the batches, sorted by name, page 2 of 50 rows;

@@ -18,5 +18,21 @@ def test_python_dash_m_runs_the_cli() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "batchnb", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("run", "submit", "status", "worker", "health", "db"):
+    for command in (
+        "run",
+        "submit",
+        "status",
+        "worker",
+        "health",
+        "db",
+        "eval",
+        "export",
+        "exports",
+        "list",
+        "retry",
+        "cancel",
+        "delete",
+        "audit",
+        "analytics",
+    ):
         assert command in result.stdout

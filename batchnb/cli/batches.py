@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from batchnb.cli.group import batch_options, domain_errors, main, read_json
 from batchnb.services.batches import Batch, Progress, get_batch, latest_batch, submit
+from batchnb.services.exports import SUFFIXES, export
 from batchnb.services.health import live_workers
 from batchnb.services.workers import make_worker
 from batchnb.services.workspace import Workspace, open_workspace
@@ -53,7 +54,7 @@ def _report_refused(batch: Batch) -> None:
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results to a .json or .csv file.",
+    help="Also write the results to a file: .json, .jsonl, .csv, .xlsx or .parquet.",
 )
 @click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
 @domain_errors
@@ -73,8 +74,11 @@ def run(
 
     A worker runs inside this command unless a `batchnb worker` is already running.
     """
-    if output is not None and output.suffix.lower() not in (".json", ".csv"):
-        raise click.BadParameter("use a .json or .csv file name", param_hint="--output")
+    if output is not None and output.suffix.lower() not in SUFFIXES:
+        raise click.BadParameter(
+            f"name the file after its format: {', '.join(sorted(SUFFIXES))}",
+            param_hint="--output",
+        )
     workspace = open_workspace()
     worker = None
     if not live_workers(workspace):
@@ -92,8 +96,8 @@ def run(
     results = batch.results()
     _print_table(results)
     if output is not None:
-        _write_results(results, output)
-        click.echo(f"wrote {len(results)} rows to {output}", err=True)
+        written = export(batch.id, path=output, include_failed=True, workspace=workspace).info()
+        click.echo(f"wrote {written.row_count} rows to {output}", err=True)
     progress = batch.progress()
     click.echo(
         f"batch {batch.id}: {progress.completed} completed, {progress.failed} failed, "
@@ -121,16 +125,6 @@ def _print_table(results: pd.DataFrame) -> None:
     shown = shown.where(shown.notna(), "")
     with pd.option_context("display.max_colwidth", 40, "display.width", 200):
         click.echo(shown.to_string(index=False))
-
-
-def _write_results(results: pd.DataFrame, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".json":
-        output.write_text(
-            results.to_json(orient="records", force_ascii=False, indent=2), encoding="utf-8"
-        )
-    else:
-        results.to_csv(output, index=False)
 
 
 @main.command(name="submit")

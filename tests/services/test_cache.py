@@ -19,6 +19,7 @@ from batchnb.cli import main
 from batchnb.db.models import ExtractionBatch
 from batchnb.errors import ConfigurationError
 from batchnb.services import cache as cache_module
+from batchnb.services import cache_backends
 from batchnb.services.cache import (
     NAMESPACE_TTL_SECONDS,
     PROGRESS_TTL_SECONDS,
@@ -258,7 +259,7 @@ def test_counts_wait_for_redis_to_come_back(monkeypatch: pytest.MonkeyPatch) -> 
     cache.close()
     assert cache.stats().errors == 6  # publish_counts, close and stats() tried and failed
     backend = cache._backend  # the counts are kept for when Redis answers again
-    assert isinstance(backend, cache_module._RedisBackend)
+    assert isinstance(backend, cache_backends.RedisBackend)
     assert backend._take_unpublished() == (0, 2)
 
 
@@ -366,7 +367,7 @@ def test_redis_is_tried_again_after_the_retry_pause(monkeypatch: pytest.MonkeyPa
 def test_the_in_process_cache_keeps_a_bounded_number_of_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cache_module, "MEMORY_MAX_ENTRIES", 3)
+    monkeypatch.setattr(cache_backends, "MEMORY_MAX_ENTRIES", 3)
     cache = SummaryCache("memory://", key_prefix=f"bounded-{uuid.uuid4().hex}")
     for index in range(5):
         cache.get_or_create("batches", f"page:{index}", Source(index))

@@ -67,14 +67,15 @@ def test_health_is_unhealthy_with_work_and_no_consumer(home: Path) -> None:
     assert "no consumer" in report["problems"][0]
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".json"])
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".xlsx"])
 def test_run_processes_and_writes_results(home: Path, tmp_path: Path, suffix: str) -> None:
     output = tmp_path / f"results{suffix}"
     result = invoke("run", str(SAMPLES), "--prompt", PROMPT, "--output", str(output))
     assert result.exit_code == 0, result.stderr
     assert "bluefin-office-supplies-invoice.pdf" in result.stdout
     assert "BOS-2024-0117" in result.stdout
-    frame = pd.read_csv(output) if suffix == ".csv" else pd.read_json(output)
+    readers = {".csv": pd.read_csv, ".json": pd.read_json, ".xlsx": pd.read_excel}
+    frame = readers[suffix](output)
     assert len(frame) == 7
     assert set(frame["status"]) == {"completed"}
     assert "7 completed, 0 failed" in result.stderr
@@ -82,9 +83,9 @@ def test_run_processes_and_writes_results(home: Path, tmp_path: Path, suffix: st
 
 
 def test_run_rejects_unknown_output_format(home: Path) -> None:
-    result = CliRunner().invoke(main, ["run", str(SAMPLES), "-p", PROMPT, "-o", "out.xlsx"])
+    result = CliRunner().invoke(main, ["run", str(SAMPLES), "-p", PROMPT, "-o", "out.docx"])
     assert result.exit_code == 2
-    assert "use a .json or .csv file name" in result.stderr
+    assert "name the file after its format: .csv, .json" in result.stderr
 
 
 def test_domain_errors_are_one_clean_line(home: Path) -> None:
