@@ -13,9 +13,10 @@ from batchnb.db.models import ExtractedData, ExtractionBatch
 from batchnb.errors import ConfigurationError, SchemaError
 from batchnb.extract import Field, Schema
 from batchnb.extract.classify import DOCUMENT_TYPES
+from batchnb.extract.schema_input import coerce_schema
 from batchnb.extract.templates import FALLBACK, builtin_templates, load_templates
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import coerce_schema, submit
+from batchnb.services.batches import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
