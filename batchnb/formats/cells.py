@@ -31,9 +31,12 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
+
+
 def json_text(value: Any) -> str:
-    """Compact JSON text of a value (non-ASCII kept as is)."""
-    return json.dumps(value, ensure_ascii=False, default=json_default)
+    """Compact JSON text of a value (non-ASCII kept as is), as ``json.dumps`` writes it."""
+    return _JSON_ENCODER.encode(value)
 
 
 def neutralise(text: str) -> str:
@@ -41,12 +44,19 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+CSV_AS_IS = frozenset({type(None), int, float, dt.date})
+"""Types the csv module writes as :func:`text_cell` would (``None`` empty, dates ISO): a writer
+may skip the call for them."""
+XLSX_AS_IS = frozenset({type(None), bool, int, float, dt.date})
+"""Types :func:`xlsx_cell` returns unchanged: a writer may skip the call for them."""
+
+
 def text_cell(value: Any) -> Any:
     """A CSV cell: empty for ``None``, ISO dates, ``true``/``false``, JSON for lists and dicts."""
-    if value is None:
-        return ""
     if isinstance(value, str):
         return neutralise(value)
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -58,10 +68,15 @@ def text_cell(value: Any) -> Any:
 
 def xlsx_cell(value: Any) -> Any:
     """An Excel cell: numbers, dates and booleans typed; text neutralised and cut to fit."""
-    if value is None or isinstance(value, bool | int | float | dt.date):
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, bool | int | float | dt.date):
         return value
-    text = value if isinstance(value, str) else json_text(value)
-    return truncate(neutralise(_ILLEGAL_XLSX_RE.sub("\ufffd", text)))
+    else:
+        text = json_text(value)
+    if not text.isprintable():  # printable text holds no control character: skip the regex
+        text = _ILLEGAL_XLSX_RE.sub("\ufffd", text)
+    return truncate(neutralise(text))
 
 
 def truncate(text: str, limit: int = EXCEL_MAX_CELL_CHARS) -> str:

@@ -25,9 +25,11 @@ number field) is kept as it is, never dropped, except by Parquet whose typed col
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, get_args
 
 from batchnb.errors import ExportError
@@ -97,6 +99,31 @@ class RowLayout:
     @property
     def names(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    @cached_property
+    def empty_row(self) -> dict[str, Any]:
+        """Every column, empty, in column order: each row starts as a copy of it.
+
+        Rows therefore keep the column order (the key order JSON writes), item columns of
+        multi-row mode included, whatever order their values are filled in.
+        """
+        return dict.fromkeys(self.names)
+
+    @cached_property
+    def flatteners(self) -> tuple[Flattener, ...]:
+        """One compiled flattener per field, the array expanded by multi-row mode excepted."""
+        return tuple(flattener(s) for s in self.fields if str(s["name"]) != self.array_field)
+
+    @cached_property
+    def item_flatteners(self) -> tuple[Flattener, ...]:
+        """Multi-row mode: the flatteners of the expanded array's item columns."""
+        prefix = f"{self.array_field}{ITEM_SEPARATOR}"
+        return tuple(
+            flattener(sub, prefix)
+            for spec in self.fields
+            if str(spec["name"]) == self.array_field
+            for sub in spec.get("fields", ())
+        )
 
 
 DOCUMENT_COLUMNS: tuple[Column, ...] = (
@@ -187,93 +214,106 @@ def iter_rows(records: Iterable[ExportRecord], layout: RowLayout) -> Iterator[di
         lost silently, so the export stops and asks for a schema that covers every record.
     """
     known = {str(spec["name"]) for spec in layout.fields}
+    checked: Any = None  # records usually share one schema object: it is checked once
     for record in records:
         fields = record.schema.get("fields") if record.schema else None
-        if fields and list(fields) != list(layout.fields):
+        if fields and fields is not checked:
             extra = [str(spec["name"]) for spec in fields if spec["name"] not in known]
             if extra:
                 raise ExportError(
                     f"document {record.document_id} has fields {', '.join(extra)} that the export "
                     "schema lacks; pass schema= with every field of the exported documents"
                 )
+            checked = fields
         yield from record_rows(record, layout)
 
 
 def record_rows(record: ExportRecord, layout: RowLayout) -> Iterator[dict[str, Any]]:
     """The rows of one record: one per array item in multi-row mode, else exactly one."""
-    row: dict[str, Any] = {
-        "document_id": record.document_id,
-        "file_name": record.file_name,
-        "batch_id": record.batch_id,
-        "status": record.status,
-        "error": record.error,
-    }
-    for spec in layout.fields:
-        name = str(spec["name"])
-        if name == layout.array_field:
-            prefix = f"{name}{ITEM_SEPARATOR}"
-            # Placeholders keep the item columns at the array's place in the row's key order.
-            row.update(
-                dict.fromkeys(c.name for sub in spec["fields"] for c in field_columns(sub, prefix))
-            )
-            continue
-        flatten_value(spec, record.data.get(name), row)
+    row = layout.empty_row.copy()
+    row["document_id"] = record.document_id
+    row["file_name"] = record.file_name
+    row["batch_id"] = record.batch_id
+    row["status"] = record.status
+    row["error"] = record.error
+    data = record.data
+    for flatten in layout.flatteners:
+        flatten(data, row)
     if layout.include_confidence:
         row["confidence"] = _number(record.confidence)
         row["evidence"] = dict(record.evidence) if record.evidence else None
-    if layout.array_field is None:
-        yield row
-        return
-    items = record.data.get(layout.array_field)
-    array_spec = next(spec for spec in layout.fields if spec["name"] == layout.array_field)
+    items = data.get(layout.array_field) if layout.array_field is not None else None
     if not isinstance(items, list) or not items:
-        yield row
+        yield row  # normal mode, or no items: one row (with empty item columns)
         return
     for item in items:
-        item_row = dict(row)
-        values = item if isinstance(item, Mapping) else {}
-        prefix = f"{layout.array_field}{ITEM_SEPARATOR}"
-        for sub in array_spec.get("fields", ()):
-            flatten_value(sub, values.get(sub["name"]), item_row, prefix)
+        item_row = row.copy()
+        values = item if type(item) is dict or isinstance(item, Mapping) else {}
+        for flatten in layout.item_flatteners:
+            flatten(values, item_row)
         yield item_row
 
 
-def flatten_value(
-    spec: Mapping[str, Any], value: Any, row: dict[str, Any], prefix: str = ""
-) -> None:
-    """Put one field's typed value(s) into ``row`` under its column name(s)."""
-    name = prefix + str(spec["name"])
+Flattener = Callable[[Mapping[str, Any], dict[str, Any]], None]
+"""Reads one field from a record's values and puts its typed value(s) into a row."""
+
+
+def flattener(spec: Mapping[str, Any], prefix: str = "") -> Flattener:
+    """The flattener of one schema field, compiled once per export rather than per value.
+
+    Its columns are those of :func:`field_columns`: money gives an amount and a currency,
+    numbers drop NaN and infinity, dates become :class:`datetime.date` when they parse, arrays
+    a list of flattened item dicts; other values are kept as stored.
+    """
+    key = str(spec["name"])
+    name = prefix + key
     kind = spec.get("type", "string")
     if kind == "money":
-        if isinstance(value, Mapping):
-            row[name] = _number(value.get("amount"))
-            row[f"{name}_currency"] = value.get("currency")
-        else:
-            row[name] = _number(value)
-            row[f"{name}_currency"] = None
-    elif kind == "array":
-        row[name] = _items(spec, value)
-    elif kind == "number":
-        row[name] = _number(value)
-    elif kind == "date":
-        row[name] = to_date(value)
-    else:
-        row[name] = value
+        currency = f"{name}_currency"
+
+        def put_money(values: Mapping[str, Any], row: dict[str, Any]) -> None:
+            value = values.get(key)
+            if type(value) is dict or isinstance(value, Mapping):
+                row[name] = _number(value.get("amount"))
+                row[currency] = value.get("currency")
+            else:
+                row[name] = _number(value)
+                row[currency] = None
+
+        return put_money
+    if kind == "array":
+        items = tuple(flattener(sub) for sub in spec.get("fields", ()))
+
+        def put_items(values: Mapping[str, Any], row: dict[str, Any]) -> None:
+            row[name] = _flat_items(values.get(key), items)
+
+        return put_items
+    convert = {"number": _number, "date": to_date}.get(kind)
+    if convert is not None:
+
+        def put_converted(values: Mapping[str, Any], row: dict[str, Any]) -> None:
+            row[name] = convert(values.get(key))
+
+        return put_converted
+
+    def put_value(values: Mapping[str, Any], row: dict[str, Any]) -> None:
+        row[name] = values.get(key)
+
+    return put_value
 
 
-def _items(spec: Mapping[str, Any], value: Any) -> Any:
-    if value is None:
-        return None
+def _flat_items(value: Any, items: tuple[Flattener, ...]) -> Any:
+    """An array's items as flat dicts (an item that is not an object gives empty columns)."""
     if not isinstance(value, list):
-        return value  # kept as stored rather than dropped
-    items = []
+        return value  # None, or a value kept as stored rather than dropped
+    flat_items = []
     for item in value:
+        values = item if type(item) is dict or isinstance(item, Mapping) else {}
         flat: dict[str, Any] = {}
-        values = item if isinstance(item, Mapping) else {}
-        for sub in spec.get("fields", ()):
-            flatten_value(sub, values.get(sub["name"]), flat)
-        items.append(flat)
-    return items
+        for flatten in items:
+            flatten(values, flat)
+        flat_items.append(flat)
+    return flat_items
 
 
 def _number(value: Any) -> Any:
@@ -296,15 +336,16 @@ def to_date(value: Any) -> Any:
         return value
 
 
-def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of at most ``size`` items, consuming ``rows`` lazily."""
+def chunked(rows: Iterable[Any], size: int) -> Iterator[Iterator[Any]]:
+    """Chunks of at most ``size`` items of ``rows``, each an iterator consumed in turn.
+
+    A chunk is never gathered in a list here: a writer that streams its rows lets each die as
+    soon as it is written, instead of keeping ``size`` of them alive for Python's cyclic garbage
+    collector to scan again and again (a writer that needs them together, such as Parquet's,
+    makes the list itself). A chunk left unfinished leaves its rows to the next one.
+    """
     if size < 1:
         raise ExportError(f"chunk_size must be at least 1, got {size}")
-    chunk: list[Any] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    iterator = iter(rows)
+    for first in iterator:
+        yield itertools.chain((first,), itertools.islice(iterator, size - 1))

@@ -98,8 +98,9 @@ def test_xlsx_cells_are_typed(tmp_path: Path, records: list[ExportRecord]) -> No
 
 @pytest.mark.parametrize("mode", ["normal", "multi-row"])
 def test_parquet_columns_are_typed_and_written_in_chunks(
-    tmp_path: Path, records: list[ExportRecord], mode: str
+    tmp_path: Path, records: list[ExportRecord], mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(writers, "PARQUET_ROW_GROUP_ROWS", 2)  # a row group per 2-row chunk
     path = tmp_path / "out.parquet"
     summary = write(
         records,
@@ -257,3 +258,143 @@ def test_a_generator_of_20000_records_streams(tmp_path: Path, fmt: str) -> None:
     multi = write(generated_records(20_000), fmt, path, mode="multi-row", array_field="line_items")
     # index % 3 items: 0 items still give one row.
     assert multi.rows == sum(max(1, i % 3) for i in range(20_000))
+
+
+def test_parquet_gathers_chunks_into_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writers, "PARQUET_ROW_GROUP_ROWS", 5)
+    path = tmp_path / "groups.parquet"
+    summary = write(generated_records(13), "parquet", path, chunk_size=2)
+    metadata = pq.ParquetFile(path).metadata
+    # Whole chunks of 2 rows are gathered until at least 5 rows wait: groups of 6, then the rest.
+    sizes = [metadata.row_group(n).num_rows for n in range(metadata.num_row_groups)]
+    assert sizes == [6, 6, 1]
+    assert summary.rows == 13
+    assert pq.read_table(path).column("document_id").to_pylist() == list(range(13))
+
+
+def test_parquet_row_groups_are_large_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "big.parquet"
+    write(generated_records(20_000), "parquet", path, chunk_size=1000)
+    metadata = pq.ParquetFile(path).metadata
+    sizes = [metadata.row_group(n).num_rows for n in range(metadata.num_row_groups)]
+    assert sizes == [9_000, 9_000, 2_000]  # 9 chunks reach 8,192 rows
+    assert writers.PARQUET_ROW_GROUP_ROWS == 8_192
+
+
+def test_parquet_values_pyarrow_would_convert_wrongly_are_null(tmp_path: Path) -> None:
+    """pyarrow itself would read True as 1.0, 1 as true and an integer as a day count."""
+    good = ExportRecord(
+        1,
+        "good.pdf",
+        1,
+        "completed",
+        data={
+            "quantity": 2,
+            "paid": True,
+            "invoice_date": "2024-01-31",
+            "notes": "fine",
+            "line_items": [{"description": "ok", "amount": {"amount": 3}, "delivered": None}],
+        },
+        schema=SCHEMA,
+    )
+    bad = ExportRecord(
+        2,
+        "bad.pdf",
+        1,
+        "completed",
+        data={
+            "quantity": True,
+            "paid": 1,
+            "invoice_date": 19_000,
+            "notes": 5,
+            "total": {"amount": 2**60, "currency": "EUR"},
+            "line_items": [{"description": 7, "amount": {"amount": False}, "delivered": 3}],
+        },
+        schema=SCHEMA,
+    )
+    path = tmp_path / "typed.parquet"
+    write([good, bad], "parquet", path)
+    first, second = pq.read_table(path).to_pylist()
+    assert (first["quantity"], first["paid"], first["notes"]) == (2.0, True, "fine")
+    assert first["line_items"] == [
+        {"description": "ok", "amount": 3.0, "amount_currency": None, "delivered": None}
+    ]
+    assert (second["quantity"], second["paid"], second["invoice_date"]) == (None, None, None)
+    assert second["notes"] == "5"  # text columns take any value as its JSON text
+    assert second["total"] == float(2**60)
+    assert second["line_items"] == [
+        {"description": "7", "amount": None, "amount_currency": None, "delivered": None}
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_text_in_typed_columns_is_still_neutralised(tmp_path: Path, fmt: str) -> None:
+    record = ExportRecord(
+        1,
+        "a.pdf",
+        1,
+        "completed",
+        data={
+            "quantity": "=1+1",
+            "invoice_date": "@today",
+            "total": "-cmd",
+            "paid": "+yes",
+            "line_items": [{"description": "x", "amount": {"amount": "=2*3"}}],
+        },
+        schema=SCHEMA,
+    )
+    path = tmp_path / f"n.{fmt}"
+    write([record], fmt, path, mode="multi-row", array_field="line_items")
+    if fmt == "xlsx":
+        header, row = read_xlsx(path)["line_items"]
+    else:
+        header, (row,) = read_table(fmt, path)
+    cells = dict(zip(header, row, strict=True))
+    assert cells["quantity"] == "'=1+1"
+    assert cells["invoice_date"] == "'@today"
+    assert cells["total"] == "'-cmd"
+    assert cells["paid"] == "'+yes"
+    assert cells["line_items.amount"] == "'=2*3"
+
+
+def test_csv_writes_typed_values_as_text_cell_would(tmp_path: Path) -> None:
+    record = ExportRecord(
+        1,
+        "a.pdf",
+        1,
+        "completed",
+        data={"quantity": False, "paid": True, "notes": 2.5, "total": {"amount": 7}},
+        schema=SCHEMA,
+    )
+    path = tmp_path / "t.csv"
+    write([record], "csv", path)
+    with path.open(encoding="utf-8", newline="") as file:
+        row = next(csv.DictReader(file))
+    assert (row["quantity"], row["paid"], row["notes"], row["total"]) == (
+        "false",
+        "true",
+        "2.5",
+        "7",
+    )
+    assert row["error"] == row["invoice_date"] == row["total_currency"] == ""
+
+
+def test_excel_replaces_control_characters(tmp_path: Path) -> None:
+    texts = ["a\x01b\x1fc", "é\x00\x08", "\x0bvertical", "keep\ttab\nnewline", "plain café 😀"]
+    records = [
+        ExportRecord(n, f"{n}.pdf", 1, "completed", data={"notes": text}, schema=SCHEMA)
+        for n, text in enumerate(texts, start=1)
+    ]
+    path = tmp_path / "c.xlsx"
+    write(records, "xlsx", path)
+    header, *rows = read_xlsx(path)["Documents"]
+    notes = [row[header.index("notes")] for row in rows]
+    assert notes == [
+        "a\ufffdb\ufffdc",
+        "é\ufffd\ufffd",
+        "\ufffdvertical",
+        "keep\ttab\nnewline",
+        "plain café 😀",
+    ]
