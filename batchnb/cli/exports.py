@@ -58,7 +58,8 @@ def export_command(
     if output is None and fmt is None:
         raise click.UsageError("give --format or an --output file name ending in the format")
     workspace = open_workspace()
-    with tqdm(unit="doc", file=sys.stderr, desc="export", disable=background) as bar:
+    # The bar shows only for exports that take a while (not for refusals or small files).
+    with tqdm(unit="doc", file=sys.stderr, desc="export", disable=background, delay=0.5) as bar:
 
         def update(done: int, total: int) -> None:
             bar.total = total

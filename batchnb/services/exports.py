@@ -351,7 +351,8 @@ def _run_inline(
 
     try:
         outcome = run_export(workspace.db, export_id, report)
-    except Exception as exc:
+    except BaseException as exc:
+        # Interrupted (Ctrl-C in a notebook) counts too: the row must not stay "processing".
         with workspace.db.begin() as connection:
             mark_failed(connection, export_id, f"{type(exc).__name__}: {exc}")
         raise
