@@ -29,6 +29,7 @@ from batchnb.extract.templates import FALLBACK, load_templates
 from batchnb.extract.validation import parse_rules
 from batchnb.formats import Mode
 from batchnb.queue import items
+from batchnb.services import storage_gc
 from batchnb.services.audit import record_event
 from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
 from batchnb.services.exports import ExportHandle, export, export_dataframe
@@ -219,6 +220,8 @@ def submit(
     get_extractor(extractor)
     if isinstance(sources, str | Path | tuple):
         sources = [sources]
+    # Before the intake: a delete that removes one of its files after this is seen below.
+    watermark = storage_gc.removal_watermark(workspace.db)
     # The stored files are made durable together before any row names them.
     with workspace.storage.deferred_sync():
         intake = collect(sources, plan=workspace.plan, storage=workspace.storage)
@@ -239,6 +242,7 @@ def submit(
         options=options,
         document_prompts=document_prompts,
         refused=intake.refused,
+        removal_watermark=watermark,
     )
     workspace.runtime.dispatch(messages)
     workspace.cache.invalidate(BATCHES, PROGRESS, ANALYTICS)
@@ -346,10 +350,20 @@ def _create_rows(
     options: dict[str, Any],
     document_prompts: Mapping[str, str],
     refused: list[Refusal],
+    removal_watermark: int,
 ) -> tuple[int, list[tuple[int, int, Any]]]:
-    """Insert the batch, its documents, jobs and queue items in one transaction."""
+    """Insert the batch, its documents, jobs and queue items in one transaction.
+
+    The transaction first excludes deletes' file removals, then refuses the whole batch if
+    one removed a file of ``files`` after ``removal_watermark`` (see
+    :mod:`batchnb.services.storage_gc`): no row may name a missing file.
+    """
     now = utcnow()
     with workspace.db.write() as session:
+        storage_gc.lock_for_new_references(session.connection())
+        storage_gc.check_still_stored(
+            session.connection(), workspace.storage, files, removal_watermark
+        )
         batch = ExtractionBatch(
             name=name[:255],
             owner=owner,

@@ -8,7 +8,6 @@ in the same transaction as the change, and invalidates the cached summaries afte
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,9 +35,8 @@ from batchnb.services.access import authorize, is_admin
 from batchnb.services.audit import record_event
 from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
 from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT, refresh_batch_status
+from batchnb.services.storage_gc import remove_unreferenced
 from batchnb.services.workspace import Workspace, default_workspace
-
-log = logging.getLogger(__name__)
 
 CHANGED_NAMESPACES = (BATCHES, PROGRESS, ANALYTICS)
 """Cache namespaces whose entries a change to batches makes stale."""
@@ -146,7 +144,9 @@ def delete_batch(
     stops at its next checkpoint and writes nothing (its item is gone). Rows go through the
     foreign keys' ``ON DELETE CASCADE``; exports of the batch are kept with no batch. Stored
     files are removed only after the rows are committed, and only when no other document (of
-    any batch) still uses the same bytes; a file that cannot be removed is logged, not raised.
+    any batch) still uses the same bytes, checked again under the lock that submits take to
+    insert rows (see :mod:`batchnb.services.storage_gc`); the removed keys are recorded in a
+    ``remove_files`` audit event. A file that cannot be removed is logged, not raised.
 
     Raises
     ------
@@ -204,17 +204,14 @@ def delete_batch(
             },
         )
     _invalidate(workspace)
-    removed = 0
-    for key in unshared:
-        try:
-            workspace.storage.delete(key)
-        except Exception:
-            # The rows are gone already; an orphaned file wastes space but breaks nothing.
-            log.warning(
-                "batch %s deleted, but its file %s was not removed", batch_id, key, exc_info=True
-            )
-        else:
-            removed += 1
+    removed = remove_unreferenced(
+        workspace.db,
+        workspace.storage,
+        unshared,
+        actor=actor,
+        batch_id=batch_id,
+        owner=found.owner,
+    )
     return DeleteSummary(documents=counts["documents"], files_removed=removed, stopped=stopped)
 
 
