@@ -155,10 +155,9 @@ class AnalyticsSummary:
         finished = self.completed + self.failed
         return self.completed / finished if finished else None
 
-    @property
-    def overview(self) -> pd.DataFrame:
-        """The totals as a two-column table (metric, value)."""
-        metrics: dict[str, Any] = {
+    def totals(self) -> dict[str, Any]:
+        """The headline figures by name, in report order."""
+        return {
             "batches": self.batches,
             "documents": self.documents,
             "completed": self.completed,
@@ -168,6 +167,11 @@ class AnalyticsSummary:
             "success_rate": self.success_rate,
             "pages": self.pages,
         }
+
+    @property
+    def overview(self) -> pd.DataFrame:
+        """The totals as a two-column table (metric, value)."""
+        metrics = self.totals()
         values = pd.Series(list(metrics.values()), dtype=object)  # ints stay ints
         return pd.DataFrame({"metric": list(metrics), "value": values})
 
@@ -193,14 +197,7 @@ class AnalyticsSummary:
             "start": None if self.start is None else self.start.isoformat(),
             "end": None if self.end is None else self.end.isoformat(),
             "user": self.user,
-            "batches": self.batches,
-            "documents": self.documents,
-            "completed": self.completed,
-            "failed": self.failed,
-            "cancelled": self.cancelled,
-            "open": self.open,
-            "success_rate": self.success_rate,
-            "pages": self.pages,
+            **self.totals(),
             **tables,
         }
 

@@ -17,8 +17,6 @@ from batchnb.db.models import (
     DocumentStatus,
     ExtractedData,
     ExtractionBatch,
-    ExtractionJob,
-    QueueItem,
     utcnow,
 )
 from batchnb.documents.intake import IncomingFile, Refusal, collect
@@ -28,16 +26,14 @@ from batchnb.extract.schema_input import SchemaInput, coerce_schema
 from batchnb.extract.templates import FALLBACK, load_templates
 from batchnb.extract.validation import parse_rules
 from batchnb.formats import Mode
-from batchnb.queue import items
 from batchnb.services import storage_gc
 from batchnb.services.audit import record_event
 from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
 from batchnb.services.exports import ExportHandle, export, export_dataframe
 from batchnb.services.processing import (
-    BATCH_QUEUE,
     DEFAULT_MIN_CONFIDENCE,
     DOCUMENT_INFO_KEY,
-    PROCESS_DOCUMENT,
+    enqueue_document_jobs,
 )
 from batchnb.services.workspace import Workspace, default_workspace
 
@@ -400,36 +396,14 @@ def _create_rows(
                 for f in files
             ],
         ).all()
-        job_ids = session.scalars(
-            insert(ExtractionJob).returning(ExtractionJob.id, sort_by_parameter_order=True),
-            [
-                {
-                    "batch_id": batch.id,
-                    "document_id": document_id,
-                    "owner": owner,
-                    "status": DocumentStatus.PENDING.value,
-                    "extractor": extractor,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for document_id in document_ids
-            ],
-        ).all()
-        item_ids = session.scalars(
-            insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
-            [
-                items.new_item_values(
-                    BATCH_QUEUE,
-                    PROCESS_DOCUMENT,
-                    {"document_id": document_id, "job_id": job_id},
-                    owner=owner,
-                    now=now,
-                    batch_id=batch.id,
-                    priority=priority,
-                )
-                for document_id, job_id in zip(document_ids, job_ids, strict=True)
-            ],
-        ).all()
+        messages = enqueue_document_jobs(
+            session.connection(),
+            batch_id=batch.id,
+            owner=owner,
+            jobs=[(document_id, None, extractor) for document_id in document_ids],
+            priority=priority,
+            now=now,
+        )
         record_event(
             session.connection(),
             owner,
@@ -444,7 +418,7 @@ def _create_rows(
             },
         )
         batch_id = batch.id
-    return batch_id, [(item_id, priority, None) for item_id in item_ids]
+    return batch_id, messages
 
 
 # Documents, not queue items: a retried document has two items but is one document.

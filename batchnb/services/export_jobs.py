@@ -275,8 +275,18 @@ class _Counter:
                 self.report(self.done)
 
 
-def run_export(db: Database, export_id: int, on_progress: ProgressCallback) -> ExportOutcome:
-    """Write the file an ``exports`` row asks for; ``on_progress(documents_done)`` per page."""
+def run_export(
+    db: Database,
+    export_id: int,
+    on_progress: ProgressCallback,
+    schema: Mapping[str, Any] | None = None,
+) -> ExportOutcome:
+    """Write the file an ``exports`` row asks for; ``on_progress(documents_done)`` per page.
+
+    ``schema`` is the selection's :func:`combined_schema` when the caller has just computed it
+    (an inline export); a queued export computes it when it runs, as documents may have
+    finished since it was asked for.
+    """
     with db.read() as session:
         row = session.get(Export, export_id)
         if row is None:
@@ -286,8 +296,9 @@ def run_export(db: Database, export_id: int, on_progress: ProgressCallback) -> E
         fmt, mode, location = row.format, row.mode, row.location
     if location is None:
         raise ExportError(f"export {export_id} has no file location")
-    with db.connect() as connection:
-        schema = combined_schema(connection, selection)
+    if schema is None:
+        with db.connect() as connection:
+            schema = combined_schema(connection, selection)
     include_failed = bool(options.get("include_failed", False))
     include_confidence = bool(options.get("include_confidence", False))
     counter = _Counter(PAGE_SIZE, on_progress)

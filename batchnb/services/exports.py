@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -261,7 +261,7 @@ def export(
     )
     handle = ExportHandle(export_id, workspace)
     if not background:
-        _run_inline(workspace, export_id, total, on_progress)
+        _run_inline(workspace, export_id, total, schema, on_progress)
     return handle
 
 
@@ -340,6 +340,7 @@ def _run_inline(
     workspace: Workspace,
     export_id: int,
     total: int,
+    schema: Mapping[str, Any],
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
     with workspace.db.begin() as connection:
@@ -350,7 +351,7 @@ def _run_inline(
             on_progress(done, total)
 
     try:
-        outcome = run_export(workspace.db, export_id, report)
+        outcome = run_export(workspace.db, export_id, report, schema)
     except BaseException as exc:
         # Interrupted (Ctrl-C in a notebook) counts too: the row must not stay "processing".
         with workspace.db.begin() as connection:

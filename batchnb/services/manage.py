@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import Connection, String, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from batchnb.db.models import (
@@ -34,7 +34,7 @@ from batchnb.queue import items
 from batchnb.services.access import authorize, is_admin
 from batchnb.services.audit import record_event
 from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
-from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT, refresh_batch_status
+from batchnb.services.processing import enqueue_document_jobs, refresh_batch_status
 from batchnb.services.storage_gc import remove_unreferenced
 from batchnb.services.workspace import Workspace, default_workspace
 
@@ -355,44 +355,28 @@ def _queue_again(
         )
         or 0
     )
-    job_ids = connection.scalars(
-        insert(ExtractionJob).returning(ExtractionJob.id, sort_by_parameter_order=True),
-        [
-            {
-                "batch_id": batch.id,
-                "document_id": document_id,
-                "owner": batch.owner,
-                "status": DocumentStatus.PENDING.value,
-                "prompt": prompt or previous.get(document_id, fallback)[0],
-                "extractor": extractor or previous.get(document_id, fallback)[1],
-                "created_at": now,
-                "updated_at": now,
-            }
+    messages = enqueue_document_jobs(
+        connection,
+        batch_id=batch.id,
+        owner=batch.owner,
+        jobs=[
+            (
+                document_id,
+                prompt or previous.get(document_id, fallback)[0],
+                extractor or previous.get(document_id, fallback)[1],
+            )
             for document_id in document_ids
         ],
-    ).all()
-    item_ids = connection.scalars(
-        insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
-        [
-            items.new_item_values(
-                BATCH_QUEUE,
-                PROCESS_DOCUMENT,
-                {"document_id": document_id, "job_id": job_id},
-                owner=batch.owner,
-                now=now,
-                batch_id=batch.id,
-                priority=priority,
-            )
-            for document_id, job_id in zip(document_ids, job_ids, strict=True)
-        ],
-    ).all()
+        priority=priority,
+        now=now,
+    )
     for chunk in _chunks(document_ids):
         connection.execute(
             update(Document)
             .where(Document.id.in_(chunk))
             .values(status=DocumentStatus.PENDING.value, error=None, updated_at=now)
         )
-    return [(item_id, priority, None) for item_id in item_ids]
+    return messages
 
 
 def bulk_update_status(

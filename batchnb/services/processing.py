@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -24,6 +25,7 @@ from batchnb.db.models import (
     ExtractedData,
     ExtractionBatch,
     ExtractionJob,
+    QueueItem,
     utcnow,
 )
 from batchnb.documents.parsed import ParsedDocument
@@ -40,7 +42,7 @@ from batchnb.extract import (
 from batchnb.extract.classify import classify
 from batchnb.extract.templates import FALLBACK, builtin_templates, template_prompt
 from batchnb.extract.validation import Rule, completeness_flags, parse_rules, validate
-from batchnb.queue.items import LeasedItem
+from batchnb.queue.items import LeasedItem, new_item_values
 from batchnb.queue.runner import Checkpoint, JobHandler
 
 PROCESS_DOCUMENT = "process_document"
@@ -476,6 +478,53 @@ class DocumentJobHandler(JobHandler):
 
     def cancelled(self, connection: Connection, item: LeasedItem) -> None:
         self._close(connection, item, DocumentStatus.CANCELLED, None)
+
+
+def enqueue_document_jobs(
+    connection: Connection,
+    *,
+    batch_id: int,
+    owner: str,
+    jobs: Sequence[tuple[int, str | None, str]],
+    priority: int,
+    now: datetime,
+) -> list[tuple[int, int, datetime | None]]:
+    """Insert a pending job and its queue item per (document id, prompt, extractor).
+
+    Used by submitting and by retrying; returns the messages to dispatch after the commit.
+    """
+    job_ids = connection.scalars(
+        insert(ExtractionJob).returning(ExtractionJob.id, sort_by_parameter_order=True),
+        [
+            {
+                "batch_id": batch_id,
+                "document_id": document_id,
+                "owner": owner,
+                "status": DocumentStatus.PENDING.value,
+                "prompt": prompt,
+                "extractor": extractor,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for document_id, prompt, extractor in jobs
+        ],
+    ).all()
+    item_ids = connection.scalars(
+        insert(QueueItem).returning(QueueItem.id, sort_by_parameter_order=True),
+        [
+            new_item_values(
+                BATCH_QUEUE,
+                PROCESS_DOCUMENT,
+                {"document_id": document_id, "job_id": job_id},
+                owner=owner,
+                now=now,
+                batch_id=batch_id,
+                priority=priority,
+            )
+            for (document_id, _, _), job_id in zip(jobs, job_ids, strict=True)
+        ],
+    ).all()
+    return [(item_id, priority, None) for item_id in item_ids]
 
 
 def job_handlers(db: Database, storage: Storage) -> dict[str, JobHandler]:
