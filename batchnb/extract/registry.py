@@ -173,7 +173,7 @@ def _module_register(module: str) -> Any:
 
 def _configured_modules() -> list[str]:
     """Plugin modules named in the ``plugins`` setting (comma-separated)."""
-    return [name.strip() for name in load_settings().plugins.split(",") if name.strip()]
+    return list(load_settings().plugins)
 
 
 def _describe(factory: ExtractorFactory) -> str:

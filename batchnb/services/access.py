@@ -22,7 +22,7 @@ from batchnb.services.workspace import Workspace
 
 def is_admin(settings: Settings, actor: str) -> bool:
     """Whether ``actor`` has the admin role (named in the ``admins`` setting)."""
-    return actor in settings.admin_users
+    return actor in settings.admins
 
 
 def authorize(

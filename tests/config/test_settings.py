@@ -72,3 +72,57 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     assert render_settings_table() in text
     for setting in SETTINGS_TABLE:
         assert f"`{setting.env_var}`" in text
+
+
+def test_settings_are_declared_once_as_fields_of_settings() -> None:
+    import dataclasses
+
+    from batchnb.config import Settings
+
+    assert [s.name for s in SETTINGS_TABLE] == [f.name for f in dataclasses.fields(Settings)]
+    assert all(s.help for s in SETTINGS_TABLE)
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("false", False), ("False", False), ("0", False), ("no", False), ("off", False)]
+    + [("true", True), ("1", True), ("yes", True), ("ON", True)],
+)
+def test_a_boolean_reads_false_as_false(tmp_path: Path, word: str, expected: bool) -> None:
+    env = {"BATCHNB_HOME": str(tmp_path), "BATCHNB_RESULT_CACHE": word}
+    assert load_settings(environ=env).result_cache is expected
+
+
+def test_a_boolean_refuses_other_words(tmp_path: Path) -> None:
+    env = {"BATCHNB_HOME": str(tmp_path), "BATCHNB_RESULT_CACHE": "nope"}
+    with pytest.raises(ConfigurationError, match="BATCHNB_RESULT_CACHE.*true or false"):
+        load_settings(environ=env)
+
+
+def test_list_settings_are_parsed_once_from_text_or_lists(tmp_path: Path) -> None:
+    env = {"BATCHNB_HOME": str(tmp_path), "BATCHNB_ADMINS": " root, boss ,,"}
+    settings = load_settings(environ=env, plugins=["a", " b "])
+    assert settings.admins == frozenset({"root", "boss"})
+    assert settings.plugins == ("a", "b")
+    (tmp_path / "batchnb.toml").write_text('plugins = ["x", "y"]\n')
+    assert load_settings(environ={"BATCHNB_HOME": str(tmp_path)}).plugins == ("x", "y")
+
+
+def test_extractor_options_from_json_or_a_toml_table(tmp_path: Path) -> None:
+    env = {
+        "BATCHNB_HOME": str(tmp_path),
+        "BATCHNB_EXTRACTOR_OPTIONS": '{"mine": {"model_path": "/m.gguf"}}',
+    }
+    assert load_settings(environ=env).options_for("mine") == {"model_path": "/m.gguf"}
+    (tmp_path / "batchnb.toml").write_text('[batchnb.extractor_options.mine]\nthreads = 2\n')
+    settings = load_settings(environ={"BATCHNB_HOME": str(tmp_path)})
+    assert settings.options_for("mine") == {"threads": 2}
+    assert settings.options_for("other") == {}
+    with pytest.raises(ConfigurationError, match="JSON object"):
+        load_settings(environ={**env, "BATCHNB_EXTRACTOR_OPTIONS": "[1]"})
+
+
+def test_secrets_stay_out_of_repr_and_describe(tmp_path: Path) -> None:
+    settings = load_settings(environ={"BATCHNB_HOME": str(tmp_path)}, openai_api_key="sk-123")
+    assert "sk-123" not in repr(settings)
+    assert settings.describe()["openai_api_key"] == "***"
