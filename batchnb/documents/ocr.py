@@ -151,7 +151,8 @@ class TesseractEngine:
         except RuntimeError as exc:
             if "timeout" in str(exc).lower():
                 raise DocumentError(
-                    f"OCR gave up on a page after {self.timeout:g} s (too large or too dense)"
+                    f"OCR gave up on a page after {self.timeout:g} s (too large or too dense)",
+                    kind="ocr",
                 ) from None
             raise
         except self._pytesseract.TesseractError as exc:
@@ -162,7 +163,7 @@ class TesseractEngine:
                     "OCR",
                     f"apt-get install tesseract-ocr-{self.language.split('+')[0]}",
                 ) from None
-            raise DocumentError(f"OCR failed: {message}") from None
+            raise DocumentError(f"OCR failed: {message}", kind="ocr") from None
         return _page_from_data(data)
 
     def _looks_poor(self, page: OcrPage) -> bool:
@@ -224,7 +225,7 @@ def parse_image(data: bytes, kind: str, engine: OcrEngine | None = None) -> Pars
         result = engine.recognize(image)
         pages.append(Page(number, result.text, words=result.words))
     if not any(page.text.strip() for page in pages):
-        raise DocumentError(f"OCR found no text in the {label} image")
+        raise DocumentError(f"OCR found no text in the {label} image", kind="empty")
     return ParsedDocument(
         pages=tuple(pages),
         parser=parser_version(engine),
@@ -251,7 +252,8 @@ def iter_images(data: bytes, kind: str) -> Iterator[Image.Image]:
         if frame_count > MAX_IMAGE_FRAMES:
             raise DocumentError(
                 f"too many frames in the {label} image: {frame_count:,} (the limit is "
-                f"{MAX_IMAGE_FRAMES}); split it into smaller files"
+                f"{MAX_IMAGE_FRAMES}); split it into smaller files",
+                kind="too_large",
             )
         for index in range(frame_count):
             try:
@@ -280,7 +282,8 @@ def _too_large(label: str, size: tuple[int, int] | None) -> DocumentError:
     dimensions = f" ({size[0]:,} x {size[1]:,} pixels)" if size else ""
     return DocumentError(
         f"image too large{dimensions}: the {label} image has more than "
-        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels; scan at 300 dpi or less"
+        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels; scan at 300 dpi or less",
+        kind="too_large",
     )
 
 

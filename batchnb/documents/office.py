@@ -56,7 +56,8 @@ def check_ooxml_container(data: bytes, what: str) -> None:
     if data.startswith(_OLE2_SIGNATURE):
         raise DocumentError(
             f"the {what} is encrypted/password-protected (or an old binary Office file): "
-            "save an unprotected copy in the current format (.docx/.xlsx) and add that instead"
+            "save an unprotected copy in the current format (.docx/.xlsx) and add that instead",
+            kind="encrypted",
         )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -68,13 +69,15 @@ def check_ooxml_container(data: bytes, what: str) -> None:
     if len(members) > MAX_ZIP_MEMBERS:
         raise DocumentError(
             f"not a readable {what}: its archive has {len(members):,} parts "
-            f"(the limit is {MAX_ZIP_MEMBERS:,})"
+            f"(the limit is {MAX_ZIP_MEMBERS:,})",
+            kind="too_large",
         )
     unpacked = sum(member.file_size for member in members)
     if unpacked > MAX_UNPACKED_BYTES:
         raise DocumentError(
             f"the {what} is too large when unpacked: {unpacked / 1024 / 1024:,.0f} MiB "
-            f"(the limit is {MAX_UNPACKED_BYTES // 1024 // 1024} MiB); it may be a ZIP bomb"
+            f"(the limit is {MAX_UNPACKED_BYTES // 1024 // 1024} MiB); it may be a ZIP bomb",
+            kind="too_large",
         )
     for member in members:
         if member.file_size <= RATIO_CHECK_FROM_BYTES:
@@ -83,7 +86,8 @@ def check_ooxml_container(data: bytes, what: str) -> None:
         if ratio > MAX_COMPRESSION_RATIO:
             raise DocumentError(
                 f"the {what} looks like a ZIP bomb: its part {member.filename!r} unpacks to "
-                f"{ratio:,.0f} times its compressed size (the limit is {MAX_COMPRESSION_RATIO})"
+                f"{ratio:,.0f} times its compressed size (the limit is {MAX_COMPRESSION_RATIO})",
+                kind="too_large",
             )
 
 
@@ -115,7 +119,7 @@ def parse_docx(data: bytes) -> ParsedDocument:
     except Exception as exc:  # hostile input can fail anywhere inside python-docx and lxml
         raise DocumentError(f"not a readable Word document: {describe_error(exc)}") from None
     if not parts:
-        raise DocumentError("the Word document is empty (no text)")
+        raise DocumentError("the Word document is empty (no text)", kind="empty")
     text = "\n".join(parts)
     return ParsedDocument(
         pages=(Page(1, text, tuple(tables)),),

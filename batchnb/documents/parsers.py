@@ -85,7 +85,9 @@ def parse_document(data: bytes, kind: str, *, tables: bool = False) -> ParsedDoc
     parser = _PARSERS.get(kind)
     if parser is None:
         supported = ", ".join(sorted(_PARSERS))
-        raise DocumentError(f"no parser for {kind!r} documents; parsable kinds: {supported}")
+        raise DocumentError(
+            f"no parser for {kind!r} documents; parsable kinds: {supported}", kind="unsupported"
+        )
     document = parser(data)
     if tables and kind == "pdf":
         return _with_pdf_tables(data, document)
@@ -117,11 +119,12 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         try:
             page_count = len(document)
             if page_count == 0:
-                raise DocumentError("not a readable PDF: it has no pages")
+                raise DocumentError("not a readable PDF: it has no pages", kind="empty")
             if page_count > MAX_PDF_PAGES:
                 raise DocumentError(
                     f"too many pages: {page_count:,} (the limit is {MAX_PDF_PAGES:,}); "
-                    "split the PDF into smaller files"
+                    "split the PDF into smaller files",
+                    kind="too_large",
                 )
             pages = [
                 Page(number, _pdf_page_text(document, number))
@@ -146,7 +149,8 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
     if all(not page.text.strip() for page in pages):
         raise DocumentError(
             f"the PDF has no text layer on any of its {page_count} page(s) (a scanned "
-            "document?) and OCR found no text on them either"
+            "document?) and OCR found no text on them either",
+            kind="empty",
         )
     return ParsedDocument(pages=tuple(pages), parser=parser, metadata=metadata)
 
@@ -158,7 +162,8 @@ def _open_pdf(data: bytes) -> pypdfium2.PdfDocument:
         if getattr(exc, "err_code", None) in _PDF_PASSWORD_ERRORS:
             raise DocumentError(
                 "the PDF is encrypted/password-protected: save an unprotected copy and "
-                "add that instead"
+                "add that instead",
+                kind="encrypted",
             ) from None
         raise DocumentError(f"not a readable PDF: {exc}") from None
 
@@ -186,7 +191,8 @@ def _ocr_pdf_pages(
     if len(numbers) > MAX_OCR_PAGES:
         raise DocumentError(
             f"too many pages without a text layer: {len(numbers):,} (OCR reads at most "
-            f"{MAX_OCR_PAGES} per document); split the PDF into smaller files"
+            f"{MAX_OCR_PAGES} per document); split the PDF into smaller files",
+            kind="too_large",
         )
     for number in numbers:
         # Render under the lock, recognise outside it: OCR is the slow part.
@@ -290,7 +296,7 @@ def _parse_html(data: bytes) -> ParsedDocument:
     extractor.close()
     text = extractor.text()
     if not text:
-        raise DocumentError("the HTML page has no visible text")
+        raise DocumentError("the HTML page has no visible text", kind="empty")
     return ParsedDocument(
         pages=(Page(1, text),), parser=PARSER_VERSION["html"], metadata={"encoding": encoding}
     )
@@ -305,7 +311,8 @@ def decode_text(what: str, data: bytes) -> tuple[str, str]:
     if len(data) > MAX_TEXT_BYTES:
         raise DocumentError(
             f"the {what} is too large to parse: {len(data) / 1024 / 1024:.1f} MiB "
-            f"(the limit is {MAX_TEXT_BYTES // 1024 // 1024} MiB)"
+            f"(the limit is {MAX_TEXT_BYTES // 1024 // 1024} MiB)",
+            kind="too_large",
         )
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates: tuple[str, ...] = ("utf-16",)
@@ -321,7 +328,7 @@ def decode_text(what: str, data: bytes) -> tuple[str, str]:
         raise DocumentError(f"the {what} is not valid UTF-16 despite its byte order mark")
     text = _normalise_newlines(text)
     if not text.strip():
-        raise DocumentError(f"the {what} is empty (no text)")
+        raise DocumentError(f"the {what} is empty (no text)", kind="empty")
     return text, "utf-8" if encoding == "utf-8-sig" else encoding
 
 

@@ -65,7 +65,8 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
                 )
                 raise DocumentError(
                     f"too many cells in {scope} (the limit is {cap:,}); "
-                    "split it or export the part you need"
+                    "split it or export the part you need",
+                    kind="too_large",
                 ) from None
             except Exception as exc:
                 raise DocumentError(
@@ -76,7 +77,7 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
     finally:
         workbook.close()
     if not any(page.tables for page in pages):
-        raise DocumentError("the Excel workbook is empty (no text in any sheet)")
+        raise DocumentError("the Excel workbook is empty (no text in any sheet)", kind="empty")
     return ParsedDocument(
         pages=tuple(pages),
         parser=PARSER_VERSION["xlsx"],
@@ -102,13 +103,14 @@ def parse_csv(data: bytes) -> ParsedDocument:
     except _TooManyCells:
         raise DocumentError(
             f"too many cells in the CSV file (the limit is {MAX_CELLS_PER_WORKBOOK:,}); "
-            "split it or keep only the columns you need"
+            "split it or keep only the columns you need",
+            kind="too_large",
         ) from None
     except csv.Error as exc:
         raise DocumentError(f"not a readable CSV file: {exc}") from None
     table = _table(rows, start=0)
     if table is None:
-        raise DocumentError("the CSV file is empty (no text)")
+        raise DocumentError("the CSV file is empty (no text)", kind="empty")
     return ParsedDocument(
         pages=(Page(1, table.text, (table,)),),
         parser=PARSER_VERSION["csv"],
