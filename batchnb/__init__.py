@@ -25,15 +25,10 @@ from batchnb.errors import (
     QueueError,
     SchemaError,
 )
+from batchnb.jobs.export_records import Selection
 from batchnb.services.analytics import AnalyticsSummary, analytics_summary
-from batchnb.services.batches import (
-    Batch,
-    Progress,
-    get_batch,
-    latest_batch,
-    submit,
-)
-from batchnb.services.export_jobs import Selection
+from batchnb.services.audit_trail import list_audit_events
+from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
 from batchnb.services.exports import ExportHandle, cancel_export, export, list_exports
 from batchnb.services.health import HealthReport, check_health
 from batchnb.services.listing import BatchPage, BatchSummary, list_batches
@@ -42,9 +37,9 @@ from batchnb.services.manage import (
     bulk_update_status,
     cancel_batch,
     delete_batch,
-    list_audit_events,
     retry_failed,
 )
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, default_workspace, open_workspace
 

@@ -12,11 +12,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from batchnb.config import Settings, load_settings
+from batchnb.queue.worker import Worker
+from batchnb.services.workers import start_worker
+from batchnb.services.workspace import Workspace, open_workspace
 
 #: The labelled documents beside the repository (../shared/eval), or BATCHNB_EVAL_DIR.
 EVAL_DIR = Path(
     os.environ.get("BATCHNB_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval")
 )
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
+"""The sample documents of the demo."""
 
 POSTGRES_ENV = "BATCHNB_TEST_POSTGRES_URL"
 REDIS_ENV = "BATCHNB_TEST_REDIS_URL"
@@ -64,3 +70,33 @@ def redis_url() -> str:
     if not url:
         pytest.skip(f"{REDIS_ENV} is not set (Redis tests run where it is, e.g. in .ci/run)")
     return url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    ws = open_workspace(home=str(tmp_path / "home"), heartbeat_seconds=0.5)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def worker(workspace: Workspace) -> Iterator[Worker]:
+    w = start_worker(workspace, threads=2)
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def postgres_workspace(tmp_path: Path, postgres_url: str) -> Iterator[Workspace]:
+    ws = open_workspace(home=str(tmp_path / "pg-home"), database_url=postgres_url)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def redis_workspace(tmp_path: Path, redis_url: str) -> Iterator[Workspace]:
+    queue_url = f"{redis_url}?huey_name=batchnb-test-{uuid.uuid4().hex[:8]}"
+    ws = open_workspace(home=str(tmp_path / "redis-home"), queue_url=queue_url)
+    yield ws
+    ws.runtime.huey.flush()
+    ws.close()

@@ -11,9 +11,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from batchnb.cli.group import batch_options, domain_errors, main, read_json
-from batchnb.services.batches import Batch, Progress, get_batch, latest_batch, submit
+from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
 from batchnb.services.exports import SUFFIXES, export
 from batchnb.services.health import live_workers
+from batchnb.services.submit import submit
 from batchnb.services.workers import make_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -27,6 +28,7 @@ def _submit(
     name: str | None,
     extractor: str,
     priority: int,
+    no_cache: bool,
     workspace: Workspace,
 ) -> Batch:
     """The batch options shared by run and submit, handed to the service."""
@@ -39,6 +41,7 @@ def _submit(
         name=name,
         extractor=extractor,
         priority=priority,
+        result_cache=False if no_cache else None,
         workspace=workspace,
     )
 
@@ -67,6 +70,7 @@ def run(
     name: str | None,
     extractor: str,
     priority: int,
+    no_cache: bool,
     output: Path | None,
     timeout: float | None,
 ) -> None:
@@ -86,7 +90,16 @@ def run(
         worker.start()
     try:
         batch = _submit(
-            paths, prompt, schema_file, strategy, rules_file, name, extractor, priority, workspace
+            paths,
+            prompt,
+            schema_file,
+            strategy,
+            rules_file,
+            name,
+            extractor,
+            priority,
+            no_cache,
+            workspace,
         )
         _report_refused(batch)
         _wait_with_bar(batch, timeout)
@@ -121,7 +134,8 @@ def _print_table(results: pd.DataFrame) -> None:
     if results.empty:
         click.echo("(no documents)")
         return
-    shown = results.drop(columns=["document_id"]).astype(object)
+    # The ids say nothing to a reader of one batch's table (they are in the exported file).
+    shown = results.drop(columns=["document_id", "batch_id"]).astype(object)
     shown = shown.where(shown.notna(), "")
     with pd.option_context("display.max_colwidth", 40, "display.width", 200):
         click.echo(shown.to_string(index=False))
@@ -139,6 +153,7 @@ def submit_command(
     name: str | None,
     extractor: str,
     priority: int,
+    no_cache: bool,
 ) -> None:
     """Queue a batch for workers and print its id (messages go to standard error)."""
     batch = _submit(
@@ -150,6 +165,7 @@ def submit_command(
         name,
         extractor,
         priority,
+        no_cache,
         open_workspace(),
     )
     _report_refused(batch)
@@ -160,8 +176,12 @@ def submit_command(
 @main.command()
 @click.argument("batch_id", type=int, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--failures", is_flag=True, help="Also list the failed documents: kind and message.")
+@click.option(
+    "--traceback", "with_traceback", is_flag=True, help="With --failures: where each one failed."
+)
 @domain_errors
-def status(batch_id: int | None, as_json: bool) -> None:
+def status(batch_id: int | None, as_json: bool, failures: bool, with_traceback: bool) -> None:
     """Counts per status of a batch (default: the newest batch)."""
     workspace = open_workspace()
     batch = get_batch(batch_id, workspace) if batch_id else latest_batch(workspace)
@@ -169,18 +189,23 @@ def status(batch_id: int | None, as_json: bool) -> None:
         raise click.ClickException("there are no batches yet: run `batchnb submit` first")
     progress = batch.progress()
     info = batch.info()
+    failed = batch.failures() if failures else None
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "batch": batch.id,
-                    "status": info.status,
-                    **progress.as_dict(),
-                    "total": progress.total,
-                }
-            )
-        )
+        summary: dict[str, object] = {
+            "batch": batch.id,
+            "status": info.status,
+            **progress.as_dict(),
+            "total": progress.total,
+        }
+        if failed is not None:
+            shown = failed if with_traceback else failed.drop(columns=["traceback"])
+            summary["failures"] = json.loads(shown.to_json(orient="records"))
+        click.echo(json.dumps(summary))
         return
     click.echo(f"batch {batch.id} ({info.name}): {info.status}")
     for key, value in progress.as_dict().items():
         click.echo(f"  {key:<11}{value}")
+    for row in [] if failed is None else failed.itertuples():
+        click.echo(f"failed {row.file_name} [{row.error_kind}]: {row.error}")
+        if with_traceback and row.traceback:
+            click.echo("  " + row.traceback.replace("\n", "\n  "))

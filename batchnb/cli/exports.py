@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from batchnb.cli.group import domain_errors, main
 from batchnb.formats import FORMATS
-from batchnb.services.export_jobs import Selection
+from batchnb.jobs.export_records import Selection
 from batchnb.services.exports import export, list_exports
 from batchnb.services.workspace import open_workspace
 

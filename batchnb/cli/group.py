@@ -75,6 +75,12 @@ def batch_options(func: F) -> F:
         click.option("--name", help="Batch name (default: from the file names)."),
         click.option("--extractor", default="offline", show_default=True),
         click.option("--priority", type=int, default=0, show_default=True),
+        click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Extract every document again, even where a stored result of the same bytes, "
+            "schema and extractor version exists (e.g. while developing an extractor).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -15,9 +15,10 @@ import pandas as pd
 
 from batchnb.cli.group import domain_errors, main
 from batchnb.db.models import BatchStatus
+from batchnb.services.audit_trail import list_audit_events
 from batchnb.services.batches import get_batch
 from batchnb.services.listing import SORT_COLUMNS, list_batches
-from batchnb.services.manage import cancel_batch, delete_batch, list_audit_events, retry_failed
+from batchnb.services.manage import cancel_batch, delete_batch, retry_failed
 from batchnb.services.workspace import open_workspace
 
 _DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]

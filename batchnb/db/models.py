@@ -101,6 +101,17 @@ class BatchStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ExportStatus(enum.StrEnum):
+    """Values of ``exports.status``."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 ACTIVE_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.PROCESSING, ItemStatus.RETRYING)
 FINAL_ITEM_STATUSES = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
@@ -167,6 +178,8 @@ class Document(Base):
     prompt: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = _status()
     error: Mapped[str | None] = mapped_column(Text)
+    # What kind of failure (batchnb.errors: the error's own kind, else its class name).
+    error_kind: Mapped[str | None] = mapped_column(String(64))
     page_count: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -219,6 +232,9 @@ class ExtractionJob(Base):
     # the file type. Stored so that analytics group by it without reading the results.
     document_type: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(64))
+    # The innermost frames of a failure's traceback, so users can see where it went wrong.
+    error_traceback: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[float | None] = mapped_column(Float)

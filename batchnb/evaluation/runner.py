@@ -31,7 +31,7 @@ from batchnb.evaluation.dataset import (
 from batchnb.evaluation.report import DatasetRun, DocumentFailure, EvaluationReport
 from batchnb.evaluation.scoring import FieldScore, score_document
 from batchnb.extract import schema_from_prompt
-from batchnb.services.batches import submit
+from batchnb.services.submit import submit
 from batchnb.services.health import live_workers
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace

@@ -8,10 +8,10 @@ each function is one step of a transaction the caller commits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    insert,
     select,
     text,
     update,
@@ -28,8 +29,11 @@ from sqlalchemy import (
 
 from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, UTCDateTime, utcnow
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
+from batchnb.queue.messages import Message, Payload
 
 READY_STATUSES = (ItemStatus.PENDING.value, ItemStatus.RETRYING.value)
+
+P = TypeVar("P", bound=Payload)
 
 
 class LeaseRefusal(enum.Enum):
@@ -55,59 +59,53 @@ class LeasedItem:
     retry_backoff: float
     token: str
 
+    def payload_as(self, kind: type[P]) -> P:
+        """The payload as the job type's :class:`Payload` class."""
+        if kind.job_type != self.job_type:
+            raise QueueError(f"item {self.id} is a {self.job_type!r} job, not {kind.job_type!r}")
+        return kind.from_json(self.payload)
+
     def retry_delay(self) -> float:
         """Seconds before the next attempt: exponential backoff on the attempts so far."""
         return self.retry_delay_seconds * self.retry_backoff ** max(self.attempts - 1, 0)
 
 
-def new_item_values(
-    queue_name: str,
-    job_type: str,
-    payload: dict[str, Any],
+def enqueue(
+    connection: Connection,
+    payloads: Sequence[Payload],
     *,
     owner: str,
     now: datetime,
     batch_id: int | None = None,
     priority: int = 0,
-) -> dict[str, Any]:
-    """Column values of a pending item, for bulk inserts (messages are sent after commit)."""
-    return {
-        "queue_name": queue_name,
-        "job_type": job_type,
-        "payload": payload,
-        "batch_id": batch_id,
-        "owner": owner,
-        "status": ItemStatus.PENDING.value,
-        "priority": priority,
-        "attempts": 0,
-        "scheduled_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
+) -> list[Message]:
+    """Insert one pending item per payload in the caller's transaction (one bulk insert).
 
-
-def new_item(
-    queue_name: str,
-    job_type: str,
-    payload: dict[str, Any],
-    *,
-    owner: str,
-    now: datetime,
-    batch_id: int | None = None,
-    priority: int = 0,
-) -> QueueItem:
-    """A pending item, to be added to the caller's connection (messages are sent after commit)."""
-    return QueueItem(
-        **new_item_values(
-            queue_name,
-            job_type,
-            payload,
-            owner=owner,
-            now=now,
-            batch_id=batch_id,
-            priority=priority,
-        )
-    )
+    Returns the messages to send with :meth:`QueueRuntime.dispatch` once the transaction has
+    committed, in the order of ``payloads``.
+    """
+    if not payloads:
+        return []
+    item_ids = connection.scalars(
+        insert(_items).returning(_items.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "queue_name": payload.queue,
+                "job_type": payload.job_type,
+                "payload": payload.to_json(),
+                "batch_id": batch_id,
+                "owner": owner,
+                "status": ItemStatus.PENDING.value,
+                "priority": priority,
+                "attempts": 0,
+                "scheduled_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for payload in payloads
+        ],
+    ).all()
+    return [Message(item_id, priority) for item_id in item_ids]
 
 
 def get_queue(connection: Connection, name: str) -> Row[Any]:
@@ -424,15 +422,18 @@ def count_ready(connection: Connection) -> int:
     )
 
 
-def oldest_ready(connection: Connection, limit: int) -> list[tuple[int, int, datetime]]:
-    """(id, priority, scheduled_at) of the ``limit`` ready items a worker would take first."""
+def oldest_ready(connection: Connection, limit: int, now: datetime) -> list[Message]:
+    """Messages for the ``limit`` ready items a worker would take first (due now or later)."""
     rows = connection.execute(
         select(QueueItem.id, QueueItem.priority, QueueItem.scheduled_at)
         .where(READY_CONDITION)
         .order_by(QueueItem.scheduled_at, QueueItem.priority.desc(), QueueItem.id)
         .limit(limit)
     ).all()
-    return [(row.id, row.priority, row.scheduled_at) for row in rows]
+    return [
+        Message(row.id, row.priority, row.scheduled_at if row.scheduled_at > now else None)
+        for row in rows
+    ]
 
 
 def cancel_items(
@@ -460,11 +461,33 @@ def cancel_items(
     )
 
 
-def status_counts(connection: Connection, batch_id: int) -> dict[str, int]:
-    """Items of a batch per status (one indexed aggregate; the progress query)."""
-    rows = connection.execute(
-        select(QueueItem.status, func.count())
-        .where(QueueItem.batch_id == batch_id)
-        .group_by(QueueItem.status)
-    ).all()
-    return {status: count for status, count in rows}
+def cancel_payload(connection: Connection, payload: Payload, now: datetime) -> list[int]:
+    """Cancel the open items carrying exactly ``payload`` (e.g. one export's job); their ids."""
+    wanted = payload.to_json()
+    candidates = connection.execute(
+        select(QueueItem.id, QueueItem.payload).where(
+            QueueItem.job_type == payload.job_type,
+            QueueItem.status.in_((*READY_STATUSES, ItemStatus.PROCESSING.value)),
+        )
+    )
+    item_ids = [item_id for item_id, stored in candidates if stored == wanted]
+    if item_ids:
+        cancel_items(connection, item_ids, now=now)
+    return item_ids
+
+
+def batch_priority(connection: Connection, batch_id: int) -> int:
+    """The highest priority among a batch's items (what a retry of its documents gets)."""
+    return int(
+        connection.scalar(
+            select(func.max(QueueItem.priority)).where(QueueItem.batch_id == batch_id)
+        )
+        or 0
+    )
+
+
+def priority_of(connection: Connection, item_id: int) -> int:
+    """An item's priority (a message sent again keeps it)."""
+    return int(
+        connection.execute(select(QueueItem.priority).where(QueueItem.id == item_id)).scalar_one()
+    )

@@ -26,13 +26,14 @@ from sqlalchemy import Connection, bindparam, select
 from batchnb.db.engine import Database
 from batchnb.db.models import ItemStatus, QueueItem, utcnow
 from batchnb.errors import (
+    WORKER_LOST,
     CancelledError,
-    ConfigurationError,
-    DocumentError,
-    ExportError,
     LeaseLostError,
+    error_kind,
+    is_permanent,
 )
 from batchnb.queue import items
+from batchnb.queue.messages import Message
 from batchnb.queue.transport import send_messages
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 BLOCKED_RETRY_SECONDS = 1.0
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 INACTIVE_RETRY_SECONDS = 30.0
+TRACEBACK_FRAMES = 8
+"""Frames kept of a failure's traceback (the innermost ones: where it went wrong)."""
 
 
 _HINTED_ITEM = select(
@@ -54,6 +57,24 @@ class WorkerStoppingError(Exception):
 Checkpoint = Callable[[], None]
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why an item failed for good: the message users read, its kind, and where it happened."""
+
+    message: str
+    kind: str
+    traceback: str | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException, attempts: int | None = None) -> Failure:
+        """The failure of ``exc``; ``attempts`` is said when retries were used up."""
+        message = str(exc) if is_permanent(exc) else f"{type(exc).__name__}: {exc}"
+        if attempts is not None:
+            message = f"{message} (after {attempts} attempts)"
+        frames = traceback.format_exception(exc, limit=-TRACEBACK_FRAMES)
+        return cls(message, error_kind(exc), "".join(frames).rstrip())
+
+
 class JobHandler(Protocol):
     """What a job type does. The hooks taking a connection run inside the outcome transaction."""
 
@@ -66,7 +87,7 @@ class JobHandler(Protocol):
     def succeeded(self, connection: Connection, item: items.LeasedItem, output: Any) -> None:
         """Store the output; runs only while the lease is held, so at most once."""
 
-    def failed(self, connection: Connection, item: items.LeasedItem, error: str) -> None:
+    def failed(self, connection: Connection, item: items.LeasedItem, failure: Failure) -> None:
         """The item failed for good (permanent error or attempts used up)."""
 
     def requeued(self, connection: Connection, item: items.LeasedItem, reason: str) -> None:
@@ -74,16 +95,6 @@ class JobHandler(Protocol):
 
     def cancelled(self, connection: Connection, item: items.LeasedItem) -> None:
         """The item was cancelled while it ran."""
-
-
-PERMANENT_ERRORS = (DocumentError, ConfigurationError, ExportError)
-"""Errors that trying again cannot cure: the item fails at once with the error's message."""
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, PERMANENT_ERRORS):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -99,24 +110,29 @@ class QueueRuntime:
     )
     stop_event: threading.Event = field(default_factory=threading.Event)
     process_task: Any = None
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    """Called when a worker of this runtime stops (e.g. closing the extractors it built)."""
 
     def new_token(self) -> str:
         """A lease token: this worker's id plus a random part, unique per lease."""
         return f"{self.worker_id}#{uuid.uuid4().hex[:10]}"
 
-    def dispatch(self, messages: Sequence[tuple[int, int, datetime | None]]) -> None:
-        """Send one message per (item id, priority, eta); call after the rows are committed."""
-        tasks = [self.process_task.s(item_id) for item_id, _, _ in messages]
-        for task, (_, priority, eta) in zip(tasks, messages, strict=True):
-            task.priority = priority
+    def dispatch(self, messages: Sequence[Message]) -> None:
+        """Send the messages of committed items through Huey (call after the commit)."""
+        tasks = []
+        for message in messages:
+            task = self.process_task.s(message.item_id)
+            task.priority = message.priority
             # Huey compares etas with naive UTC timestamps.
+            eta = message.eta
             task.eta = None if eta is None else eta.astimezone(UTC).replace(tzinfo=None)
+            tasks.append(task)
         send_messages(self.huey, tasks)
 
 
 def run_message(runtime: QueueRuntime, item_id: int) -> None:
     """Handle one Huey message for ``item_id`` (the Huey task body)."""
-    resend: tuple[int, int, datetime | None] | None = None
+    resend: Message | None = None
     with runtime.db.begin() as connection:
         hinted = connection.execute(_HINTED_ITEM, {"item_id": item_id}).one_or_none()
         if hinted is None:
@@ -134,10 +150,10 @@ def run_message(runtime: QueueRuntime, item_id: int) -> None:
                 if leased is items.LeaseRefusal.AT_CONCURRENCY_LIMIT
                 else INACTIVE_RETRY_SECONDS
             )
-            resend = (item_id, hinted.priority, now + timedelta(seconds=delay))
+            resend = Message(item_id, hinted.priority, now + timedelta(seconds=delay))
         elif hinted.status in items.READY_STATUSES and hinted.scheduled_at > now:
             # The message came before its item is due (a retry's backoff): wait for it.
-            resend = (item_id, hinted.priority, hinted.scheduled_at)
+            resend = Message(item_id, hinted.priority, hinted.scheduled_at)
     if resend is not None:
         runtime.dispatch([resend])
     if isinstance(leased, items.LeasedItem):
@@ -177,17 +193,17 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
                 handler.cancelled(connection, item)
     except LeaseLostError:
         log.warning("item %s: lease lost while running; another worker owns it now", item.id)
-    except PERMANENT_ERRORS as exc:
-        # The document itself, the set-up (a missing program or setting) or what an export
-        # asks for will not change by trying again: fail now with the message that says what to do.
-        _fail(runtime, handler, item, _error_text(exc))
     except Exception as exc:
-        log.warning("item %s attempt %s failed: %s", item.id, item.attempts, exc)
-        log.debug("traceback:\n%s", traceback.format_exc())
-        if item.attempts >= item.max_attempts:
-            _fail(runtime, handler, item, f"{_error_text(exc)} (after {item.attempts} attempts)")
+        if is_permanent(exc):
+            # The document itself, the set-up (an unknown extractor, a missing program or
+            # setting) or what an export asks for will not change by trying again: fail now.
+            _fail(runtime, handler, item, Failure.of(exc))
+        elif item.attempts >= item.max_attempts:
+            log.warning("item %s failed on its last attempt: %s", item.id, exc, exc_info=exc)
+            _fail(runtime, handler, item, Failure.of(exc, item.attempts))
         else:
-            _retry(runtime, handler, item, _error_text(exc))
+            log.warning("item %s attempt %s failed: %s", item.id, item.attempts, exc)
+            _retry(runtime, handler, item, f"{type(exc).__name__}: {exc}")
     else:
         with runtime.db.begin() as connection:
             if items.finish(connection, item, ItemStatus.COMPLETED, utcnow()):
@@ -200,10 +216,12 @@ def _report_lost(item: items.LeasedItem) -> None:
     log.warning("item %s: lease lost before the result was written; result discarded", item.id)
 
 
-def _fail(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, error: str) -> None:
+def _fail(
+    runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, failure: Failure
+) -> None:
     with runtime.db.begin() as connection:
-        if items.finish(connection, item, ItemStatus.FAILED, utcnow(), error=error):
-            handler.failed(connection, item, error)
+        if items.finish(connection, item, ItemStatus.FAILED, utcnow(), error=failure.message):
+            handler.failed(connection, item, failure)
             return
     _report_lost(item)
 
@@ -215,10 +233,7 @@ def _retry(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, e
             _report_lost(item)
             return
         handler.requeued(connection, item, f"retrying at {when.isoformat()}: {error}")
-        priority = connection.execute(
-            select(QueueItem.priority).where(QueueItem.id == item.id)
-        ).scalar_one()
-        message = (item.id, priority, when)
+        message = Message(item.id, items.priority_of(connection, item.id), when)
     runtime.dispatch([message])
 
 
@@ -227,10 +242,7 @@ def _release(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem)
         if not items.release(connection, item, utcnow()):
             return
         handler.requeued(connection, item, "released by a stopping worker")
-        priority = connection.execute(
-            select(QueueItem.priority).where(QueueItem.id == item.id)
-        ).scalar_one()
-        message = (item.id, priority, None)
+        message = Message(item.id, items.priority_of(connection, item.id))
     runtime.dispatch([message])
 
 
@@ -245,7 +257,7 @@ def release_held(runtime: QueueRuntime) -> int:
                 _handler(runtime, view.job_type).requeued(
                     connection, view, "released by a stopping worker"
                 )
-                messages.append((row.id, row.priority, None))
+                messages.append(Message(row.id, row.priority))
     runtime.dispatch(messages)
     return len(messages)
 
@@ -257,24 +269,25 @@ def reclaim_expired(runtime: QueueRuntime) -> tuple[int, int]:
     conditional update on the expired lease.
     """
     now = utcnow()
-    requeued: list[tuple[int, int, datetime | None]] = []
+    requeued: list[Message] = []
     failed = 0
     with runtime.db.begin() as connection:
         for row in items.expired_leases(connection, now):
             view = items.leased_view(connection, row)
             handler = _handler(runtime, view.job_type)
             if view.attempts >= view.max_attempts:
-                error = (
+                failure = Failure(
                     f"the worker processing this item stopped responding on every one of "
-                    f"{view.attempts} attempts (lease expired)"
+                    f"{view.attempts} attempts (lease expired)",
+                    WORKER_LOST,
                 )
-                if items.finish(connection, view, ItemStatus.FAILED, now, error=error):
-                    handler.failed(connection, view, error)
+                if items.finish(connection, view, ItemStatus.FAILED, now, error=failure.message):
+                    handler.failed(connection, view, failure)
                     failed += 1
             # The crashed attempt still counts, so a document that kills workers ends.
             elif items.release(connection, view, now, count_attempt=True):
                 handler.requeued(connection, view, "its worker stopped responding; requeued")
-                requeued.append((row.id, row.priority, None))
+                requeued.append(Message(row.id, row.priority))
     runtime.dispatch(requeued)
     if requeued or failed:
         log.warning("reclaimed expired leases: %s requeued, %s failed", len(requeued), failed)
@@ -298,9 +311,8 @@ def redispatch_stranded(runtime: QueueRuntime) -> int:
         missing = waiting - queued
         if missing <= 0:
             return 0
-        stranded = items.oldest_ready(connection, missing)
-    now = utcnow()
-    runtime.dispatch([(i, p, when if when > now else None) for i, p, when in stranded])
+        stranded = items.oldest_ready(connection, missing, utcnow())
+    runtime.dispatch(stranded)
     log.warning("sent %s messages for waiting items that had none", len(stranded))
     return len(stranded)
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from huey import Huey
-from huey.storage import RedisPriorityQueue, SqliteStorage
+from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from batchnb.errors import ConfigurationError, MissingDependencyError
 
@@ -28,16 +28,48 @@ _ENQUEUE_ATTEMPTS = 5
 
 
 class BatchnbSqliteStorage(SqliteStorage):
-    """SqliteHuey storage that can enqueue many messages in one transaction.
+    """SqliteHuey's storage, able to enqueue many messages in one transaction.
 
     Submitting a 10,000-document batch one transaction per message takes seconds; one
     ``executemany`` takes milliseconds.
     """
 
     def enqueue_many(self, messages: Sequence[tuple[bytes, int]]) -> None:
+        """Enqueue (serialized task, priority) pairs as :meth:`enqueue` would, in one go."""
         rows = [(self.name, self.to_blob(data), priority) for data, priority in messages]
         with self.db(commit=True) as cursor:
             cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)", rows)
+
+
+class BatchnbRedisStorage(PriorityRedisStorage):
+    """Huey's priority Redis storage, able to enqueue many messages in one round trip.
+
+    Each message is stored exactly as :meth:`RedisPriorityQueue.enqueue` stores it (a test pins
+    this against the installed Huey): an 8-byte big-endian microsecond timestamp before the
+    data, keeping messages of one priority in order, and the negated priority as the score.
+    Consecutive timestamps keep the messages of one call distinct and in order.
+    """
+
+    def enqueue_many(self, messages: Sequence[tuple[bytes, int]]) -> None:
+        """Enqueue (serialized task, priority) pairs as :meth:`enqueue` would, in one go."""
+        pipe = self.conn.pipeline(transaction=False)
+        base = int(time.time() * 1e6)
+        for offset, (data, priority) in enumerate(messages):
+            prefix = struct.pack(">Q", base + offset)
+            pipe.zadd(self.queue_key, {prefix + data: -priority})
+        pipe.execute()
+
+
+class BatchnbSqliteHuey(Huey):
+    """SqliteHuey with :class:`BatchnbSqliteStorage` (the embedded default)."""
+
+    storage_class = BatchnbSqliteStorage
+
+
+class BatchnbRedisHuey(Huey):
+    """PriorityRedisHuey with :class:`BatchnbRedisStorage`."""
+
+    storage_class = BatchnbRedisStorage
 
 
 def _split_name(url: str) -> tuple[str, str]:
@@ -69,63 +101,39 @@ def create_huey(queue_url: str, *, busy_timeout_ms: int = 30000, immediate: bool
         if path is None or not str(path):
             raise ConfigurationError(f"queue URL {queue_url!r}: use sqlite:///path/to/queue.db")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return Huey(
-            name,
-            results=False,
-            storage_class=BatchnbSqliteStorage,
-            filename=str(path),
-            timeout=busy_timeout_ms / 1000,
+        return BatchnbSqliteHuey(
+            name, results=False, filename=str(path), timeout=busy_timeout_ms / 1000
         )
     if scheme in ("redis", "rediss", "unix"):
         try:
             import redis  # noqa: F401
         except ModuleNotFoundError:
             raise MissingDependencyError("redis", "redis", "a redis:// queue URL") from None
-        from huey import PriorityRedisHuey
-
-        return PriorityRedisHuey(name, results=False, url=url)
+        return BatchnbRedisHuey(name, results=False, url=url)
     raise ConfigurationError(
         f"queue URL {queue_url!r} is not supported: use sqlite:///path, redis://host:port/db "
         "or memory:// (immediate mode, for tests)"
     )
 
 
-def send_messages(huey: Huey, messages: Sequence[Any]) -> None:
+def send_messages(huey: Huey, tasks: Sequence[Any]) -> None:
     """Send Huey task instances, in one storage transaction where the storage allows it.
 
     SQLite producers can meet "database is locked" under contention; sending is retried.
     """
-    if not messages:
-        return
-    if huey.immediate:
-        for message in messages:
-            huey.enqueue(message)
+    if not tasks:
         return
     storage = huey.storage
+    if huey.immediate or not hasattr(storage, "enqueue_many"):
+        for task in tasks:
+            huey.enqueue(task)
+        return
+    serialized = [(huey.serialize_task(task), task.priority or 0) for task in tasks]
     for attempt in range(_ENQUEUE_ATTEMPTS):
         try:
-            if isinstance(storage, BatchnbSqliteStorage):
-                serialized = [(huey.serialize_task(m), m.priority or 0) for m in messages]
-                storage.enqueue_many(serialized)
-            elif isinstance(storage, RedisPriorityQueue):
-                _enqueue_redis_pipeline(huey, messages)
-            else:
-                for message in messages:
-                    huey.enqueue(message)
+            storage.enqueue_many(serialized)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == _ENQUEUE_ATTEMPTS - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
-
-
-def _enqueue_redis_pipeline(huey: Huey, messages: Sequence[Any]) -> None:
-    """Send to a priority Redis queue in one round trip (same encoding as Huey's enqueue)."""
-    storage = huey.storage
-    pipe = storage.conn.pipeline(transaction=False)
-    base = int(time.time() * 1e6)
-    for offset, message in enumerate(messages):
-        data = huey.serialize_task(message)
-        prefix = struct.pack(">Q", base + offset)
-        pipe.zadd(storage.queue_key, {prefix + data: -(message.priority or 0)})
-    pipe.execute()

@@ -155,6 +155,12 @@ class Worker:
             session.execute(
                 update(WorkerRow).where(WorkerRow.id == self.id).values(stopped_at=utcnow())
             )
+        for hook in self.runtime.on_stop:
+            try:
+                hook()
+            except Exception:
+                # The worker has stopped either way; a resource that will not close is logged.
+                log.exception("cleanup after stopping worker %s failed", self.id)
         self._consumer = None
         log.info("worker %s stopped", self.id)
 

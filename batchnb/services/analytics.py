@@ -1,8 +1,8 @@
 """Analytics over the batch history: volumes, success rate, processing times, failures, trends.
 
-The public side: :func:`analytics_summary` (cached, permission-checked), :func:`compute_summary`,
-the :class:`AnalyticsSummary` it returns and :func:`classify_error`. The SQL is in
-``analytics_queries.py``; reports are written by ``analytics_report.py``.
+The public side: :func:`analytics_summary` (cached, permission-checked), :func:`compute_summary`
+and the :class:`AnalyticsSummary` it returns. The SQL is in ``analytics_queries.py``; reports
+are written by ``analytics_report.py``.
 
 What counts where (see docs/analytics.md):
 
@@ -14,7 +14,9 @@ What counts where (see docs/analytics.md):
   type ran (``finished_at - started_at``);
 - trends are hourly queue activity: the ``queue_stats`` rows written by the periodic
   ``aggregate_queue_stats`` task for the whole workspace, or the same figures computed from
-  the user's own queue items when the summary is for one user.
+  the user's own queue items when the summary is for one user;
+- failures are grouped by the kind recorded when they happened (``documents.error_kind``,
+  see :mod:`batchnb.errors`), never by reading their messages.
 
 Floating-point figures are rounded to 3 decimals (microseconds for times in milliseconds) so
 that SQLite and PostgreSQL, which sum in different orders, report the same values. The
@@ -24,7 +26,6 @@ queries are independent and run side by side on a few connections.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,8 +34,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection
 
-from batchnb.errors import PermissionDeniedError
-from batchnb.services.access import is_admin
+from batchnb.cache import ANALYTICS
+from batchnb.db.scope import Scope
+from batchnb.queue.stats import completed_durations
+from batchnb.services.access import authorize_user, is_admin
 from batchnb.services.analytics_queries import (
     DECIMALS,
     PARALLEL_QUERIES,
@@ -42,20 +45,15 @@ from batchnb.services.analytics_queries import (
     TIMING_COLUMNS,
     TREND_COLUMNS,
     VOLUME_COLUMNS,
-    WORK_MEM,
-    Scope,
     batch_count,
     duration_stats,
     failure_messages,
     job_durations,
-    queue_durations,
     run_side_by_side,
     trends,
     volume_daily,
 )
-from batchnb.services.audit import record_event
-from batchnb.services.cache import ANALYTICS
-from batchnb.services.workspace import Workspace, default_workspace
+from batchnb.services.workspace import Workspace, acting
 
 __all__ = [
     "DECIMALS",
@@ -67,55 +65,16 @@ __all__ = [
     "TREND_COLUMNS",
     "UNKNOWN",
     "VOLUME_COLUMNS",
-    "WORK_MEM",
     "AnalyticsSummary",
     "analytics_summary",
-    "classify_error",
     "compute_summary",
 ]
 
 TIMING_DIMENSIONS = ("queue", "extractor", "document_type")
 UNKNOWN = "(unknown)"
-"""Kind of a failure without error text (and label of any missing group value)."""
+"""Kind of a failure recorded without one (and label of any missing group value)."""
 
 FAILURE_COLUMNS = ["kind", "documents", "share", "example", "example_file"]
-
-_ATTEMPTS_SUFFIX = re.compile(r" \(after \d+ attempts\)$")
-_EXCEPTION_PREFIX = re.compile(
-    r"^((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Warning))(?::|$)"
-)
-# Checked in order: the first kind whose words appear in the message wins.
-_MESSAGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("encrypted", ("encrypted", "password")),
-    ("unsupported", ("no parser for", "unsupported")),
-    ("too_large", ("too many", "too large", "zip bomb")),
-    ("empty", ("empty", "no text", "no visible text", "no pages")),
-    ("corrupt", ("not a readable", "corrupt", "truncated", "not valid")),
-    ("ocr", ("ocr",)),
-    ("worker_lost", ("stopped responding",)),
-)
-
-
-def classify_error(error: str | None) -> str:
-    """The kind of a stored error text, for "failures by kind".
-
-    An exception that is not a ``DocumentError`` is stored as ``"Name: message"``: its kind
-    is ``Name`` (``TimeoutError``, ``ExtractorError``...). A ``DocumentError`` message is
-    classified by its words: ``encrypted``, ``unsupported``, ``too_large``, ``empty``,
-    ``corrupt``, ``ocr``, ``worker_lost`` (its lease expired on every attempt), else
-    ``other``; no text at all is ``(unknown)``.
-    """
-    text = _ATTEMPTS_SUFFIX.sub("", (error or "").strip())
-    if not text:
-        return UNKNOWN
-    found = _EXCEPTION_PREFIX.match(text)
-    if found:
-        return found.group(1).rsplit(".", 1)[-1]
-    lowered = text.lower()
-    for kind, words in _MESSAGE_KINDS:
-        if any(word in lowered for word in words):
-            return kind
-    return "other"
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,8 +187,7 @@ def analytics_summary(
         A user who is not an admin asked for another user's figures (the refusal is
         audited).
     """
-    workspace = workspace or default_workspace()
-    actor = actor or workspace.settings.user
+    workspace, actor = acting(workspace, actor)
     scope = _scope_user(workspace, actor, user)
     start_utc, end_utc = _as_utc(start), _as_utc(end)
     key = json.dumps([scope, _iso(start_utc), _iso(end_utc)])
@@ -254,18 +212,15 @@ def compute_summary(
     :data:`PARALLEL_QUERIES` connections (a database scans and sorts on several cores).
     """
     scope = Scope(_as_utc(start), _as_utc(end), user)
-    postgres = workspace.db.dialect_name == "postgresql"
     # The slowest first (on a large history: percentiles of every queue item, then of every
     # job twice, then the daily volume), so that they start at once.
     parts: dict[str, Callable[[Connection], Any]] = {
-        "queue": lambda c: duration_stats(c, queue_durations(scope, postgres), postgres),
-        "document_type": lambda c: duration_stats(
-            c, job_durations(scope, "document_type"), postgres
-        ),
-        "extractor": lambda c: duration_stats(c, job_durations(scope, "extractor"), postgres),
-        "daily": lambda c: volume_daily(c, scope, postgres),
+        "queue": lambda c: duration_stats(c, completed_durations(scope)),
+        "document_type": lambda c: duration_stats(c, job_durations(scope, "document_type")),
+        "extractor": lambda c: duration_stats(c, job_durations(scope, "extractor")),
+        "daily": lambda c: volume_daily(c, scope),
         "failures": lambda c: failure_messages(c, scope),
-        "trends": lambda c: trends(c, scope, postgres),
+        "trends": lambda c: trends(c, scope),
         "batches": lambda c: batch_count(c, scope),
     }
     found = run_side_by_side(workspace.db, parts)
@@ -291,25 +246,18 @@ def compute_summary(
 
 
 def _scope_user(workspace: Workspace, actor: str, user: str | None) -> str | None:
-    """Whose documents the actor may see: anyone's for an admin, else their own."""
-    if is_admin(workspace.settings, actor):
-        return user
-    if user is not None and user != actor:
-        with workspace.db.begin() as connection:
-            record_event(
-                connection,
-                actor,
-                "analytics",
-                "user",
-                user,
-                {"reason": "not an admin"},
-                allowed=False,
-            )
-        raise PermissionDeniedError(
-            f"user {actor!r} may not see the analytics of user {user!r}: only an admin "
-            "(BATCHNB_ADMINS) may; leave the user out to see your own"
-        )
-    return actor
+    """Whose documents the actor may see: anyone's (or everyone's) for an admin, else their own."""
+    authorize_user(
+        workspace,
+        actor,
+        "analytics",
+        actor if user is None else user,
+        what=f"see the analytics of user {user!r}",
+        hint="leave the user out to see your own",
+    )
+    if user is None and not is_admin(workspace.settings, actor):
+        return actor
+    return user
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:
@@ -329,11 +277,11 @@ def _volume_weekly(daily: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(VOLUME_COLUMNS, "int64"))
 
 
-def _failures(messages: list[tuple[str | None, int, str]]) -> pd.DataFrame:
-    """Failed documents per kind, from (error text, documents, first file name) rows."""
+def _failures(messages: list[tuple[str | None, str | None, int, str]]) -> pd.DataFrame:
+    """Failed documents per kind, from (kind, error text, documents, first file name) rows."""
     kinds: dict[str, list[tuple[int, str, str]]] = {}
-    for error, documents, file_name in messages:
-        kinds.setdefault(classify_error(error), []).append((documents, error or "", file_name))
+    for kind, error, documents, file_name in messages:
+        kinds.setdefault(kind or UNKNOWN, []).append((documents, error or "", file_name))
     total = sum(message[0] for messages in kinds.values() for message in messages)
     records: list[tuple[str, int, float, str, str]] = []
     for kind, found in kinds.items():

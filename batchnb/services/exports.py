@@ -10,40 +10,32 @@ by the cleanup task once it expires; a path the user names is theirs and is kept
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import insert, select, update
 
-from batchnb.db.models import ACTIVE_ITEM_STATUSES, Export, QueueItem, utcnow
-from batchnb.errors import ExportError, NotFoundError, PermissionDeniedError
-from batchnb.formats import FORMATS, Mode, build_layout, iter_rows, writer_for
-from batchnb.formats.rows import Column
-from batchnb.queue import items
-from batchnb.services.access import authorize, is_admin
-from batchnb.services.audit import record_event
-from batchnb.services.export_jobs import (
-    EXPORT_JOB,
-    EXPORT_QUEUE,
-    ExportStatus,
+from batchnb.db.models import Export, ExportStatus, utcnow
+from batchnb.errors import ExportError, NotFoundError
+from batchnb.formats import FORMATS, Mode, build_layout, writer_for
+from batchnb.jobs.export_records import (
     Selection,
     combined_schema,
     count_documents,
-    iter_export_records,
-    mark_failed,
-    mark_finished,
-    mark_started,
-    run_export,
     selected_batch_ids,
 )
+from batchnb.jobs.exports import WriteExport, mark_failed, mark_finished, mark_started, run_export
+from batchnb.queue import items
+from batchnb.services.access import authorize, authorize_owner
+from batchnb.services.audit import record_event
 from batchnb.services.health import live_workers
-from batchnb.services.workspace import Workspace, default_workspace
+from batchnb.services.waiting import wait_until
+from batchnb.services.workspace import Workspace, acting
 
 SUFFIXES = {
     ".json": "json",
@@ -108,19 +100,15 @@ class ExportHandle:
         TimeoutError
             Still running after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            row = self.info()
-            if on_progress is not None:
-                on_progress(row)
-            if row.status in FINAL_STATUSES:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"export {self.id} not finished after {timeout}s: "
-                    f"{row.documents_done} of {row.documents_total} documents written"
-                )
-            time.sleep(poll_seconds)
+        row = wait_until(
+            self.info,
+            lambda row: row.status in FINAL_STATUSES,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            subject=f"export {self.id}",
+            describe=lambda row: f"{row.documents_done} of {row.documents_total} documents written",
+            on_progress=on_progress,
+        )
         if row.status != ExportStatus.COMPLETED or row.location is None:
             raise ExportError(f"export {self.id} {row.status}: {row.error or 'no file'}")
         return Path(row.location)
@@ -226,8 +214,7 @@ def export(
     PermissionDeniedError
         ``actor`` does not own a selected batch.
     """
-    workspace = workspace or default_workspace()
-    actor = actor or workspace.settings.user
+    workspace, actor = acting(workspace, actor)
     chosen = to_selection(selection)
     target = Path(path).expanduser().resolve() if path is not None else None
     fmt = resolve_format(format, target)
@@ -303,15 +290,11 @@ def _create_row(
         connection.execute(
             update(Export).where(Export.id == export_id).values(location=str(location))
         )
-        message = None
-        if background:
-            item_id = connection.execute(
-                insert(QueueItem).returning(QueueItem.id),
-                items.new_item_values(
-                    EXPORT_QUEUE, EXPORT_JOB, {"export_id": export_id}, owner=actor, now=now
-                ),
-            ).scalar_one()
-            message = (item_id, 0, None)
+        messages = (
+            items.enqueue(connection, [WriteExport(export_id)], owner=actor, now=now)
+            if background
+            else []
+        )
         record_event(
             connection,
             actor,
@@ -327,8 +310,8 @@ def _create_row(
                 **options,
             },
         )
-    if message is not None:
-        workspace.runtime.dispatch([message])
+    if messages:
+        workspace.runtime.dispatch(messages)
     return int(export_id)
 
 
@@ -363,50 +346,6 @@ def _run_inline(
     report(outcome.documents)
 
 
-def export_dataframe(
-    selection: SelectionInput,
-    mode: Mode = "normal",
-    *,
-    array_field: str | None = None,
-    include_failed: bool = False,
-    include_confidence: bool = False,
-    workspace: Workspace | None = None,
-    actor: str | None = None,
-) -> pd.DataFrame:
-    """The rows an export would write, as a DataFrame with typed columns.
-
-    Columns and modes are those of :func:`export` (``sheets`` is for Excel files only). Date
-    columns become ``datetime64`` when every value is a date; arrays stay lists of dicts in
-    normal mode.
-    """
-    if mode not in get_args(Mode) or mode == "sheets":
-        raise ExportError(f"to_dataframe takes mode 'normal' or 'multi-row', not {mode!r}")
-    workspace = workspace or default_workspace()
-    actor = actor or workspace.settings.user
-    chosen = to_selection(selection)
-    with workspace.db.connect() as connection:
-        batch_ids = selected_batch_ids(connection, chosen)
-    authorize(workspace, actor, "export", batch_ids)
-    with workspace.db.connect() as connection:
-        schema = combined_schema(connection, chosen)
-    layout = build_layout(schema, mode, array_field, include_confidence)
-    records = iter_export_records(
-        workspace.db, chosen, include_failed, with_evidence=include_confidence
-    )
-    frame = pd.DataFrame.from_records(list(iter_rows(records, layout)), columns=layout.names)
-    for column in layout.columns:
-        _type_column(frame, column)
-    return frame
-
-
-def _type_column(frame: pd.DataFrame, column: Column) -> None:
-    values = frame[column.name].dropna()
-    if column.kind == "date" and len(values) and all(hasattr(v, "isoformat") for v in values):
-        frame[column.name] = pd.to_datetime(frame[column.name])
-    elif column.kind == "integer" and not frame[column.name].isna().any():
-        frame[column.name] = frame[column.name].astype("int64")
-
-
 def cancel_export(
     export_id: int, *, workspace: Workspace | None = None, actor: str | None = None
 ) -> bool:
@@ -415,52 +354,24 @@ def cancel_export(
     A waiting export never starts; one being written stops at its next page and leaves no
     file. Only its owner (or an admin) may cancel it.
     """
-    workspace = workspace or default_workspace()
-    actor = actor or workspace.settings.user
+    workspace, actor = acting(workspace, actor)
+    with workspace.db.connect() as connection:
+        owner = connection.scalar(select(Export.owner).where(Export.id == export_id))
+    if owner is None:
+        raise NotFoundError(f"export {export_id} does not exist")
+    authorize_owner(workspace, actor, "cancel", "export", export_id, owner)
     now = utcnow()
     with workspace.db.begin() as connection:
-        row = connection.execute(
-            select(Export.owner, Export.status).where(Export.id == export_id)
-        ).one_or_none()
-        if row is None:
-            raise NotFoundError(f"export {export_id} does not exist")
-        if row.owner != actor and not is_admin(workspace.settings, actor):
-            record_event(
-                connection,
-                actor,
-                "cancel",
-                "export",
-                export_id,
-                {"owner": row.owner, "reason": "not the owner"},
-                allowed=False,
-            )
-            refused = True
-        else:
-            refused = False
-            if row.status in FINAL_STATUSES:
-                return False
-            item_ids = [
-                item_id
-                for item_id, payload in connection.execute(
-                    select(QueueItem.id, QueueItem.payload).where(
-                        QueueItem.job_type == EXPORT_JOB,
-                        QueueItem.status.in_(ACTIVE_ITEM_STATUSES),
-                    )
-                )
-                if payload.get("export_id") == export_id
-            ]
-            items.cancel_items(connection, item_ids, now=now)
-            connection.execute(
-                update(Export)
-                .where(Export.id == export_id)
-                .values(status=ExportStatus.CANCELLED, updated_at=now)
-            )
-            record_event(connection, actor, "cancel", "export", export_id, {"items": item_ids})
-    if refused:
-        raise PermissionDeniedError(
-            f"user {actor!r} may not cancel export {export_id} (owned by {row.owner}): only the "
-            "owner or an admin (BATCHNB_ADMINS) may"
+        status = connection.scalar(select(Export.status).where(Export.id == export_id))
+        if status is None or status in FINAL_STATUSES:
+            return False
+        item_ids = items.cancel_payload(connection, WriteExport(export_id), now)
+        connection.execute(
+            update(Export)
+            .where(Export.id == export_id)
+            .values(status=ExportStatus.CANCELLED, updated_at=now)
         )
+        record_event(connection, actor, "cancel", "export", export_id, {"items": item_ids})
     return True
 
 
@@ -468,8 +379,7 @@ def list_exports(
     *, workspace: Workspace | None = None, actor: str | None = None, limit: int = 50
 ) -> pd.DataFrame:
     """The newest exports of ``actor`` (default: the workspace user), newest first."""
-    workspace = workspace or default_workspace()
-    actor = actor or workspace.settings.user
+    workspace, actor = acting(workspace, actor)
     columns = [
         Export.id,
         Export.status,

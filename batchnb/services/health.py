@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
-from batchnb.db.models import ItemStatus, QueueItem, Worker, utcnow
-from batchnb.queue.items import READY_STATUSES
-from batchnb.services.cache import CacheStats
+from batchnb.cache import CacheStats
+from batchnb.db.models import Worker, utcnow
+from batchnb.queue import state
 from batchnb.services.workspace import Workspace
 
 
@@ -55,15 +52,9 @@ class HealthReport:
 def live_workers(workspace: Workspace) -> list[Worker]:
     """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
     settings = workspace.settings
-    horizon = utcnow() - timedelta(
-        seconds=3 * min(settings.heartbeat_seconds, settings.lease_seconds / 3)
-    )
-    with workspace.db.read() as session:
-        return list(
-            session.execute(
-                select(Worker).where(Worker.last_seen >= horizon, Worker.stopped_at.is_(None))
-            ).scalars()
-        )
+    # A worker beats at most every third of a lease (see Worker), whatever the setting says.
+    interval = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+    return state.live_workers(workspace.db, utcnow(), interval)
 
 
 def check_health(workspace: Workspace) -> HealthReport:
@@ -71,29 +62,8 @@ def check_health(workspace: Workspace) -> HealthReport:
     settings = workspace.settings
     now = utcnow()
     workers = live_workers(workspace)
-    with workspace.db.read() as session:
-        depth = dict(
-            session.execute(
-                select(QueueItem.queue_name, func.count())
-                .where(QueueItem.status.in_(READY_STATUSES), QueueItem.scheduled_at <= now)
-                .group_by(QueueItem.queue_name)
-            ).all()
-        )
-        processing = session.scalar(
-            select(func.count()).where(QueueItem.status == ItemStatus.PROCESSING.value)
-        )
-        oldest = session.scalar(
-            select(func.min(QueueItem.scheduled_at)).where(
-                QueueItem.status.in_(READY_STATUSES), QueueItem.scheduled_at <= now
-            )
-        )
-        finished = dict(
-            session.execute(
-                select(QueueItem.status, func.count())
-                .where(QueueItem.finished_at >= now - timedelta(hours=1))
-                .group_by(QueueItem.status)
-            ).all()
-        )
+    queue = state.queue_state(workspace.db, now)
+    oldest = queue.oldest_due
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
     cache_problem = workspace.cache.check()
@@ -109,14 +79,14 @@ def check_health(workspace: Workspace) -> HealthReport:
             }
             for w in workers
         ],
-        queue_depth=depth,
-        processing=processing or 0,
+        queue_depth=queue.depth,
+        processing=queue.processing,
         oldest_pending_seconds=None if oldest is None else (now - oldest).total_seconds(),
-        completed_last_hour=finished.get(ItemStatus.COMPLETED, 0),
-        failed_last_hour=finished.get(ItemStatus.FAILED, 0),
+        completed_last_hour=queue.completed_last_hour,
+        failed_last_hour=queue.failed_last_hour,
         cache=workspace.cache.stats(),
     )
-    waiting = sum(depth.values())
+    waiting = sum(queue.depth.values())
     if waiting and not workers:
         report.problems.append(
             f"{waiting} items are waiting and no consumer is running: start `batchnb worker`"

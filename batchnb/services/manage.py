@@ -13,47 +13,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import pandas as pd
-from sqlalchemy import Connection, String, cast, delete, func, or_, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from batchnb.cache import ANALYTICS, BATCHES, PROGRESS
 from batchnb.db.models import (
-    AuditEvent,
     BatchStatus,
     Document,
     DocumentStatus,
     ExtractedData,
     ExtractionBatch,
     ExtractionJob,
-    QueueItem,
     utcnow,
 )
 from batchnb.errors import BatchStateError, ConfigurationError, NotFoundError
-from batchnb.extract import get_extractor, schema_from_prompt
+from batchnb.extract import schema_from_prompt
+from batchnb.jobs.batch_status import OPEN_DOCUMENT_STATUSES, refresh_batch_status
+from batchnb.jobs.documents import enqueue_document_jobs
 from batchnb.queue import items
-from batchnb.services.access import authorize, is_admin
+from batchnb.queue.messages import Message
+from batchnb.services.access import authorize
 from batchnb.services.audit import record_event
-from batchnb.services.cache import ANALYTICS, BATCHES, PROGRESS
-from batchnb.services.processing import enqueue_document_jobs, refresh_batch_status
 from batchnb.services.storage_gc import remove_unreferenced
-from batchnb.services.workspace import Workspace, default_workspace
+from batchnb.services.workspace import Workspace, acting
 
 CHANGED_NAMESPACES = (BATCHES, PROGRESS, ANALYTICS)
 """Cache namespaces whose entries a change to batches makes stale."""
 BULK_STATUSES = ("cancelled", "completed", "failed")
 """Statuses :func:`bulk_update_status` may set; the others are derived from the documents."""
-_OPEN_DOCUMENT_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
 _CHUNK = 500
-AUDIT_COLUMNS = (
-    "id",
-    "created_at",
-    "actor",
-    "action",
-    "target_type",
-    "target_id",
-    "allowed",
-    "details",
-)
 
 T = TypeVar("T")
 
@@ -78,11 +66,6 @@ def _invalidate(workspace: Workspace) -> None:
     workspace.cache.invalidate(*CHANGED_NAMESPACES)
 
 
-def _resolve(workspace: Workspace | None, actor: str | None) -> tuple[Workspace, str]:
-    workspace = workspace or default_workspace()
-    return workspace, actor or workspace.settings.user
-
-
 def _cancel_rows(session: Session, batch: ExtractionBatch, now: datetime) -> int:
     """Cancel a batch's open work in the caller's transaction; returns the items cancelled.
 
@@ -94,7 +77,7 @@ def _cancel_rows(session: Session, batch: ExtractionBatch, now: datetime) -> int
     for model in (Document, ExtractionJob):
         session.execute(
             update(model)
-            .where(model.batch_id == batch.id, model.status.in_(_OPEN_DOCUMENT_STATUSES))
+            .where(model.batch_id == batch.id, model.status.in_(OPEN_DOCUMENT_STATUSES))
             .values(status=DocumentStatus.CANCELLED.value, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -116,7 +99,7 @@ def cancel_batch(
     PermissionDeniedError
         ``actor`` neither owns the batch nor is an admin.
     """
-    workspace, actor = _resolve(workspace, actor)
+    workspace, actor = acting(workspace, actor)
     authorize(workspace, actor, "cancel", [batch_id])
     now = utcnow()
     with workspace.db.write() as session:
@@ -155,7 +138,7 @@ def delete_batch(
     PermissionDeniedError
         ``actor`` neither owns the batch nor is an admin.
     """
-    workspace, actor = _resolve(workspace, actor)
+    workspace, actor = acting(workspace, actor)
     authorize(workspace, actor, "delete", [batch_id])
     now = utcnow()
     with workspace.db.begin() as connection:
@@ -256,11 +239,11 @@ def retry_failed(
     PermissionDeniedError
         ``actor`` neither owns the batch nor is an admin.
     """
-    workspace, actor = _resolve(workspace, actor)
+    workspace, actor = acting(workspace, actor)
     if prompt is not None:
         schema_from_prompt(prompt)
     if extractor is not None:
-        get_extractor(extractor)
+        workspace.extractors.check(extractor)
     details: dict[str, Any] = {"prompt": prompt, "extractor": extractor}
     authorize(workspace, actor, "retry", [batch_id], details)
     now = utcnow()
@@ -270,7 +253,7 @@ def retry_failed(
         if batch is None:
             raise NotFoundError(f"batch {batch_id} does not exist")
         chosen = _failed_documents(connection, batch_id, document_ids)
-        messages: list[tuple[int, int, datetime | None]] = []
+        messages: list[Message] = []
         if chosen:
             messages = _queue_again(connection, batch, chosen, prompt, extractor, now)
             if batch.status not in (BatchStatus.PENDING, BatchStatus.PROCESSING):
@@ -333,7 +316,7 @@ def _queue_again(
     prompt: str | None,
     extractor: str | None,
     now: datetime,
-) -> list[tuple[int, int, datetime | None]]:
+) -> list[Message]:
     """New job + queue item per document, documents back to pending; the messages to send."""
     last_jobs = (
         select(func.max(ExtractionJob.id))
@@ -349,12 +332,7 @@ def _queue_again(
         )
     }
     fallback = (None, batch.extractor)
-    priority = (
-        connection.scalar(
-            select(func.max(QueueItem.priority)).where(QueueItem.batch_id == batch.id)
-        )
-        or 0
-    )
+    priority = items.batch_priority(connection, batch.id)
     messages = enqueue_document_jobs(
         connection,
         batch_id=batch.id,
@@ -405,7 +383,7 @@ def bulk_update_status(
     PermissionDeniedError
         ``actor`` may not change one of the batches (then none changes).
     """
-    workspace, actor = _resolve(workspace, actor)
+    workspace, actor = acting(workspace, actor)
     if status not in BULK_STATUSES:
         raise ConfigurationError(
             f"cannot set batches to {status!r}; bulk_update_status sets one of "
@@ -453,7 +431,7 @@ def _refuse_open(session: Session, batch_ids: list[int], status: str) -> None:
     for chunk in _chunks(batch_ids):
         for batch_id, count in session.execute(
             select(Document.batch_id, func.count())
-            .where(Document.batch_id.in_(chunk), Document.status.in_(_OPEN_DOCUMENT_STATUSES))
+            .where(Document.batch_id.in_(chunk), Document.status.in_(OPEN_DOCUMENT_STATUSES))
             .group_by(Document.batch_id)
         ):
             open_counts[batch_id] = count
@@ -463,73 +441,3 @@ def _refuse_open(session: Session, batch_ids: list[int], status: str) -> None:
             f"cannot mark batches {status} while documents are pending or processing: "
             f"{shown}; cancel them or wait until they finish"
         )
-
-
-def list_audit_events(
-    *,
-    actor_filter: str | None = None,
-    action: str | None = None,
-    target_id: int | str | None = None,
-    since: datetime | None = None,
-    limit: int = 100,
-    workspace: Workspace | None = None,
-    actor: str | None = None,
-) -> pd.DataFrame:
-    """The newest audit events first, one row each, as a DataFrame (:data:`AUDIT_COLUMNS`).
-
-    An admin sees every event. Anyone else sees the events they caused, the events on
-    batches they own, and the events that name them as owner (refusals on their batches, and
-    a deletion of one, which outlives the batch's row).
-
-    Parameters
-    ----------
-    actor_filter:
-        Only events caused by this user.
-    action:
-        Only this action: ``submit``, ``retry``, ``cancel``, ``delete``, ``update_status``,
-        ``list`` (refusals only), ...
-    target_id:
-        Only events on this batch.
-    since:
-        Only events at or after this (timezone-aware) time.
-    limit:
-        At most this many rows.
-    """
-    workspace, actor = _resolve(workspace, actor)
-    if limit < 1:
-        raise ConfigurationError(f"limit must be at least 1, got {limit}")
-    if since is not None and since.tzinfo is None:
-        raise ConfigurationError("since must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
-    query = select(*(getattr(AuditEvent, column) for column in AUDIT_COLUMNS))
-    if not is_admin(workspace.settings, actor):
-        # Only events since the batch was created: SQLite hands a deleted batch's id out
-        # again, and the events of the earlier batch are not the new owner's business.
-        on_own_batch = (
-            select(ExtractionBatch.id)
-            .where(
-                ExtractionBatch.owner == actor,
-                cast(ExtractionBatch.id, String(64)) == AuditEvent.target_id,
-                ExtractionBatch.created_at <= AuditEvent.created_at,
-            )
-            .exists()
-        )
-        query = query.where(
-            or_(
-                AuditEvent.actor == actor,
-                (AuditEvent.target_type == "batch") & on_own_batch,
-                # Deletions and refusals name the owner: the batch row may be gone.
-                AuditEvent.details["owner"].as_string() == actor,
-            )
-        )
-    if actor_filter is not None:
-        query = query.where(AuditEvent.actor == actor_filter)
-    if action is not None:
-        query = query.where(AuditEvent.action == action)
-    if target_id is not None:
-        query = query.where(AuditEvent.target_id == str(target_id))
-    if since is not None:
-        query = query.where(AuditEvent.created_at >= since)
-    query = query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
-    with workspace.db.connect() as connection:
-        rows = connection.execute(query).all()
-    return pd.DataFrame([tuple(row) for row in rows], columns=list(AUDIT_COLUMNS))

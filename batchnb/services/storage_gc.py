@@ -24,10 +24,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
 
 from batchnb.db.engine import Database
 from batchnb.db.models import AuditEvent, Document
+from batchnb.db.sql import advisory_lock
 from batchnb.documents.intake import IncomingFile
 from batchnb.documents.storage import Storage
 from batchnb.errors import IntakeError
@@ -57,8 +58,7 @@ def lock_for_new_references(connection: Connection) -> None:
     On PostgreSQL this takes :data:`LOCK_KEY` shared; on SQLite the caller's write transaction
     (``BEGIN IMMEDIATE``) already excludes every other writer.
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": LOCK_KEY})
+    advisory_lock(connection, LOCK_KEY, shared=True)
 
 
 def check_still_stored(
@@ -118,8 +118,7 @@ def remove_unreferenced(
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         with db.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            advisory_lock(connection, LOCK_KEY)
             used = set(
                 connection.scalars(
                     select(Document.storage_key).where(Document.storage_key.in_(chunk)).distinct()

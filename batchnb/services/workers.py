@@ -6,7 +6,7 @@ import threading
 import weakref
 
 from batchnb.queue.worker import Worker
-from batchnb.services.workspace import Workspace, default_workspace
+from batchnb.services.workspace import Workspace, acting
 
 # One in-process worker per workspace: a second one would share the runtime's identity and
 # stop signal, so start_worker() hands back the running one instead.
@@ -42,7 +42,7 @@ def start_worker(
     ``worker.stop()`` when done; running items are finished or released. Calling it again
     while that worker runs returns the same worker.
     """
-    workspace = workspace or default_workspace()
+    workspace, _ = acting(workspace, None)
     with _in_process_lock:
         running = _in_process.get(workspace)
         if running is not None and running.running:

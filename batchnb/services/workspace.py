@@ -1,8 +1,11 @@
-"""The workspace: settings resolved once into a database, a file store and a queue runtime.
+"""The workspace: settings resolved once into a database, a file store, extractors and a queue.
 
 The notebook, the worker, the CLI and Voila all call :func:`open_workspace` (or
 :func:`default_workspace`), so they resolve ``BATCHNB_HOME`` and every other setting the same
-way. Opening a workspace upgrades its database to the newest schema.
+way; everything a workspace builds (its extractors included) is built from its one
+:class:`~batchnb.config.Settings`. Opening a workspace upgrades its database to the newest
+schema. Every service function takes ``workspace=`` and ``actor=`` and fills them in with
+:func:`acting`.
 """
 
 from __future__ import annotations
@@ -12,25 +15,22 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from batchnb.cache import SummaryCache, open_cache
 from batchnb.config import Settings, load_settings
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.documents.plans import Plan, get_plan
 from batchnb.documents.storage import Storage
+from batchnb.extract import ExtractorPool
+from batchnb.jobs import job_handlers
+from batchnb.jobs.exports import remove_expired_exports
 from batchnb.queue.runner import QueueRuntime
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
-from batchnb.services.cache import SummaryCache, open_cache
-from batchnb.services.export_jobs import (
-    EXPORT_JOB,
-    ExportJobHandler,
-    remove_expired_exports,
-)
-from batchnb.services.processing import job_handlers
 
 
 class Workspace:
-    """One workspace. Cheap to open; the queue runtime is built on first use."""
+    """One workspace. Cheap to open; the queue runtime and extractors are built on first use."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -47,6 +47,9 @@ class Workspace:
         )
         ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
         self.storage = Storage(settings.storage_url)
+        self.extractors = ExtractorPool(settings)
+        """The workspace's extractors: each built once from these settings, reused, closed
+        when a worker of this workspace or the workspace itself stops."""
 
     @property
     def plan(self) -> Plan:
@@ -60,27 +63,27 @@ class Workspace:
     @cached_property
     def runtime(self) -> QueueRuntime:
         """Database + Huey + job handlers; the Huey tasks are registered here."""
-        huey = create_huey(
-            self.settings.queue_url, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms
-        )
+        settings = self.settings
         runtime = QueueRuntime(
             db=self.db,
-            huey=huey,
-            lease_seconds=self.settings.lease_seconds,
-            handlers={
-                **job_handlers(self.db, self.storage),
-                EXPORT_JOB: ExportJobHandler(
-                    self.db, timedelta(hours=self.settings.export_retention_hours)
-                ),
-            },
+            huey=create_huey(settings.queue_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            lease_seconds=settings.lease_seconds,
+            handlers=job_handlers(
+                self.db,
+                self.storage,
+                self.extractors.get,
+                result_cache=settings.result_cache,
+                export_retention=timedelta(hours=settings.export_retention_hours),
+            ),
         )
-        temp_dirs = [self.settings.temp_dir]
+        runtime.on_stop.append(self.extractors.close)
+        temp_dirs = [settings.temp_dir]
         if self.storage.local_temp_dir is not None:
             temp_dirs.append(self.storage.local_temp_dir)
         register_tasks(
             runtime,
             temp_dirs,
-            self.settings.temp_max_age_hours,
+            settings.temp_max_age_hours,
             cleanups=[self.remove_expired_exports],
         )
         return runtime
@@ -90,7 +93,8 @@ class Workspace:
         return remove_expired_exports(self.db)
 
     def close(self) -> None:
-        """Release database connections and the queue's storage connection."""
+        """Close the extractors, the queue's storage connection and the database connections."""
+        self.extractors.close()
         if "runtime" in self.__dict__:
             storage = self.runtime.huey.storage
             if hasattr(storage, "close"):
@@ -105,7 +109,11 @@ _default: Workspace | None = None
 
 
 def open_workspace(settings: Settings | None = None, **overrides: Any) -> Workspace:
-    """Open the workspace described by ``settings`` (default: environment + config file)."""
+    """Open the workspace described by ``settings`` (default: environment + config file).
+
+    Keyword arguments override single settings, e.g. ``open_workspace(openai_base_url=
+    "http://localhost:11434/v1", plugins=["my_extractors"])``.
+    """
     return Workspace(settings or load_settings(**overrides))
 
 
@@ -125,3 +133,13 @@ def reset_default_workspace() -> None:
         if _default is not None:
             _default.close()
         _default = None
+
+
+def acting(workspace: Workspace | None, actor: str | None) -> tuple[Workspace, str]:
+    """The workspace and acting user of a service call: the ones given, else the defaults.
+
+    The default workspace is the process's (:func:`default_workspace`); the default actor is
+    the workspace's ``user`` setting (``BATCHNB_USER``, ``JUPYTERHUB_USER`` or the OS user).
+    """
+    workspace = workspace or default_workspace()
+    return workspace, actor or workspace.settings.user

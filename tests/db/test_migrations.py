@@ -487,3 +487,61 @@ def test_0005_fills_the_document_type_of_completed_jobs(database: Database) -> N
             connection.execute(text("SELECT id, document_type FROM extraction_jobs")).all()
         )
     assert stored == {1: "invoice", 2: "docx", 3: "pdf", 4: "docx", 5: None, 6: None}
+
+
+# Messages as failures were stored before revision 0006, and the kind the analytics read off
+# each one then; the backfill must give each failed row that same kind.
+KINDS_BEFORE_0006 = [
+    ("TimeoutError: read timed out", "TimeoutError"),
+    ("ExtractorError: the server said 500 (after 3 attempts)", "ExtractorError"),
+    ("httpx.ConnectTimeout: boom", "ConnectTimeout"),
+    ("KeyError", "KeyError"),
+    ("the PDF is encrypted/password-protected: save an unprotected copy", "encrypted"),
+    ("the Word document is encrypted/password-protected (or an old binary...)", "encrypted"),
+    ("not a readable PDF: Failed to load document (PDFium: Data format error).", "corrupt"),
+    ("not a readable Word document: the file is corrupt or truncated (x)", "corrupt"),
+    ("not a readable PDF: it has no pages", "empty"),
+    ("the Excel workbook is empty (no text in any sheet)", "empty"),
+    ("the HTML page has no visible text", "empty"),
+    ("OCR found no text in the PNG image", "empty"),
+    ("no parser for 'exe' documents; parsable kinds: pdf", "unsupported"),
+    ("too many pages: 5,000 (the limit is 2,000); split the PDF", "too_large"),
+    ("the DOCX looks like a ZIP bomb: its part 'x' unpacks to ...", "too_large"),
+    ("OCR failed: tesseract crashed", "ocr"),
+    ("the worker processing this item stopped responding on every one of 3", "worker_lost"),
+    ("something else went wrong", "other"),
+    ("", "(unknown)"),
+    (None, "(unknown)"),
+]
+
+
+def test_0006_records_the_kind_old_failures_were_counted_under(database: Database) -> None:
+    migrate.upgrade(database, "0005")
+    now = "2024-03-04 09:00:00"
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO extraction_batches (id, name, owner, status, strategy, extractor, "
+                "plan, options, document_count, created_at, updated_at) VALUES (1, 'b', 'u', "
+                "'failed', 'global', 'offline', 'local', '{}', 0, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for number, (error, _) in enumerate(KINDS_BEFORE_0006, start=1):
+            connection.execute(
+                text(
+                    "INSERT INTO documents (id, batch_id, owner, file_name, content_hash, "
+                    "storage_key, size_bytes, file_type, mime_type, status, error, created_at, "
+                    "updated_at) VALUES (:id, 1, 'u', :name, 'h', 'k', 1, 'pdf', 'x', 'failed', "
+                    ":error, :now, :now)"
+                ),
+                {"id": number, "name": f"f{number}.pdf", "error": error, "now": now},
+            )
+    migrate.upgrade(database)
+    with database.engine.connect() as connection:
+        found = dict(connection.execute(text("SELECT id, error_kind FROM documents")).all())
+    expected = {
+        number: None if kind == "(unknown)" else kind
+        for number, (_, kind) in enumerate(KINDS_BEFORE_0006, start=1)
+    }
+    assert found == expected

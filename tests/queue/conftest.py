@@ -23,7 +23,8 @@ from batchnb.db.migrate import ensure_current
 from batchnb.db.models import ProcessingQueue, utcnow
 from batchnb.errors import DocumentError
 from batchnb.queue import items
-from batchnb.queue.runner import Checkpoint, QueueRuntime
+from batchnb.queue.messages import Payload
+from batchnb.queue.runner import Checkpoint, Failure, QueueRuntime
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
 from batchnb.queue.worker import Worker
@@ -32,12 +33,26 @@ from batchnb.services.audit import record_event
 QUEUE = "batch_processing"
 
 
+@dataclass(frozen=True)
+class Probe(Payload):
+    """How a probe item behaves: sleep, fail the first attempts, fail for good, return a value."""
+
+    job_type = "probe"
+    queue = QUEUE
+
+    sleep: float = 0
+    fail_times: int = 0
+    permanent: bool = False
+    value: Any = None
+
+
 @dataclass
 class ProbeHandler:
     """Behaves as its payload says and remembers what happened, in order."""
 
     calls: list[tuple[int, int, float]] = field(default_factory=list)
     events: list[tuple[str, int]] = field(default_factory=list)
+    failures: dict[int, Failure] = field(default_factory=dict)
     running: int = 0
     max_running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,17 +66,17 @@ class ProbeHandler:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
         try:
-            payload = item.payload
-            deadline = time.monotonic() + payload.get("sleep", 0)
+            payload = item.payload_as(Probe)
+            deadline = time.monotonic() + payload.sleep
             while time.monotonic() < deadline:
                 checkpoint()
                 time.sleep(0.02)
             checkpoint()
-            if payload.get("permanent"):
+            if payload.permanent:
                 raise DocumentError("probe: this document can never work")
-            if item.attempts <= payload.get("fail_times", 0):
+            if item.attempts <= payload.fail_times:
                 raise RuntimeError(f"probe: transient failure {item.attempts}")
-            return {"value": payload.get("value")}
+            return {"value": payload.value}
         finally:
             with self.lock:
                 self.running -= 1
@@ -70,7 +85,8 @@ class ProbeHandler:
         record_event(connection, "probe", "done", "queue_item", item.id, output)
         self.events.append(("succeeded", item.id))
 
-    def failed(self, connection: Connection, item: items.LeasedItem, error: str) -> None:
+    def failed(self, connection: Connection, item: items.LeasedItem, failure: Failure) -> None:
+        self.failures[item.id] = failure
         self.events.append(("failed", item.id))
 
     def requeued(self, connection: Connection, item: items.LeasedItem, reason: str) -> None:
@@ -93,16 +109,17 @@ class QueueHarness:
     def add(
         self, payload: dict[str, Any] | None = None, *, priority: int = 0, send: bool = True
     ) -> int:
-        with self.db.write() as session:
-            row = items.new_item(
-                QUEUE, "probe", payload or {}, owner="tester", now=utcnow(), priority=priority
+        with self.db.begin() as connection:
+            (message,) = items.enqueue(
+                connection,
+                [Probe(**(payload or {}))],
+                owner="tester",
+                now=utcnow(),
+                priority=priority,
             )
-            session.add(row)
-            session.flush()
-            item_id = row.id
         if send:
-            self.runtime.dispatch([(item_id, priority, None)])
-        return item_id
+            self.runtime.dispatch([message])
+        return message.item_id
 
     def configure_queue(self, **values: Any) -> None:
         with self.db.write() as session:

@@ -37,7 +37,6 @@ from batchnb.services.analytics import (
     VOLUME_COLUMNS,
     AnalyticsSummary,
     analytics_summary,
-    classify_error,
     compute_summary,
 )
 from batchnb.services.workspace import Workspace
@@ -104,6 +103,15 @@ JOBS: dict[int, tuple[int, str, str, str, float | None, int, str | None, int]] =
     13: (13, "offline", BP, "completed", 5000.0, 1, "invoice", 0),
     14: (14, "offline", BP, "failed", None, 1, None, 0),
 }
+# The kind each failure was recorded with when it happened (the worker stores it).
+KINDS = {
+    4: "encrypted",
+    5: "TimeoutError",
+    8: "corrupt",
+    12: "empty",
+    15: "empty",
+    14: "ConnectionError",
+}
 SEEDED_HOURS = [at(26, 12, month=2), at(4, 9), at(5, 10), at(11, 8)]
 
 
@@ -141,6 +149,7 @@ def seed_history(workspace: Workspace) -> None:
                 "mime_type": "application/octet-stream",
                 "status": status,
                 "error": error,
+                "error_kind": KINDS.get(document_id),
                 "page_count": pages,
                 "created_at": created,
                 "updated_at": created,
@@ -546,32 +555,3 @@ def test_percentiles_match_numpy_on_many_durations(
         assert row["mean_ms"] == pytest.approx(float(np.mean(values)), abs=1e-3)
         assert row["p50_ms"] == pytest.approx(float(np.quantile(values, 0.5)), abs=1e-3)
         assert row["p95_ms"] == pytest.approx(float(np.quantile(values, 0.95)), abs=1e-3)
-
-
-@pytest.mark.parametrize(
-    ("error", "kind"),
-    [
-        ("TimeoutError: read timed out", "TimeoutError"),
-        ("ExtractorError: the server said 500 (after 3 attempts)", "ExtractorError"),
-        ("httpx.ConnectTimeout: boom", "ConnectTimeout"),
-        ("KeyError", "KeyError"),
-        ("the PDF is encrypted/password-protected: save an unprotected copy", "encrypted"),
-        ("the Word document is encrypted/password-protected (or an old binary...)", "encrypted"),
-        ("not a readable PDF: Failed to load document (PDFium: Data format error).", "corrupt"),
-        ("not a readable Word document: the file is corrupt or truncated (x)", "corrupt"),
-        ("not a readable PDF: it has no pages", "empty"),
-        ("the Excel workbook is empty (no text in any sheet)", "empty"),
-        ("the HTML page has no visible text", "empty"),
-        ("OCR found no text in the PNG image", "empty"),
-        ("no parser for 'exe' documents; parsable kinds: pdf", "unsupported"),
-        ("too many pages: 5,000 (the limit is 2,000); split the PDF", "too_large"),
-        ("the DOCX looks like a ZIP bomb: its part 'x' unpacks to ...", "too_large"),
-        ("OCR failed: tesseract crashed", "ocr"),
-        ("the worker processing this item stopped responding on every one of 3", "worker_lost"),
-        ("something else went wrong", "other"),
-        ("", "(unknown)"),
-        (None, "(unknown)"),
-    ],
-)
-def test_classify_error(error: str | None, kind: str) -> None:
-    assert classify_error(error) == kind

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 
 from batchnb.db.models import Document, ExtractionJob
 from batchnb.services.analytics import compute_summary
-from batchnb.services.batches import submit
+from batchnb.services.submit import submit
 from batchnb.services.workspace import Workspace, open_workspace
 
 from .conftest import SAMPLES

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from batchnb.db.models import AuditEvent, Document, ExtractedData, ExtractionBatch
 from batchnb.errors import ExtractorError, IntakeError, SchemaError
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import submit
 from batchnb.services.manage import cancel_batch
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -31,10 +32,11 @@ def test_samples_end_to_end(workspace: Workspace, worker: Worker) -> None:
     assert progress.completed == 7 and progress.failed == 0
     assert batch.status == "completed"
     results = batch.results().set_index("file_name")
-    assert list(results.columns[:3]) == ["document_id", "status", "error"]
+    # The same columns and types as to_dataframe() and every export (one flattener).
+    assert list(results.columns[:4]) == ["document_id", "batch_id", "status", "error"]
     row = results.loc["bluefin-office-supplies-invoice.pdf"]
     assert row["invoice_number"] == "BOS-2024-0117"
-    assert row["date"] == "2024-03-15"
+    assert row["date"] == pd.Timestamp("2024-03-15")
     assert row["total"] == pytest.approx(1234.50)
     assert row["total_currency"] == "USD"
     assert results.loc["maplewood-print-invoice.txt", "invoice_number"] == "TXT-0042"
@@ -56,6 +58,11 @@ def test_corrupt_document_fails_alone_with_a_readable_error(
     assert errors["broken.pdf"].startswith("not a readable PDF")
     assert "PNG" in errors["scan.png"]
     assert errors.isna()["maplewood-print-invoice.txt"]
+    # Each failure keeps the kind it was raised with, whatever its message says.
+    failures = batch.failures().set_index("file_name")
+    assert failures.loc["broken.pdf", "error_kind"] == "corrupt"
+    assert failures.loc["scan.png", "error_kind"] == "corrupt"
+    assert list(failures.index) == ["broken.pdf", "scan.png"]
     with workspace.db.read() as session:
         failed_attempts = session.scalars(
             select(Document.status).where(Document.file_name == "broken.pdf")

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from batchnb.db.models import ExtractedData, QueueItem
-from batchnb.services.batches import Batch, submit
+from batchnb.services.batches import Batch
+from batchnb.services.submit import submit
 from batchnb.services.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.slow

@@ -27,10 +27,12 @@ from batchnb.db.models import (
     utcnow,
 )
 from batchnb.errors import ExportError, PermissionDeniedError
+from batchnb.jobs.export_records import Selection, merge_fields
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import get_batch, submit
-from batchnb.services.export_jobs import Selection, merge_fields
-from batchnb.services.exports import cancel_export, export, export_dataframe, safe_file_name
+from batchnb.services.batches import get_batch
+from batchnb.services.exports import cancel_export, export, safe_file_name
+from batchnb.services.results import export_dataframe
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 

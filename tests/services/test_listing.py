@@ -21,10 +21,9 @@ from batchnb.db.models import (
 )
 from batchnb.documents.storage import key_for_hash
 from batchnb.errors import ConfigurationError, PermissionDeniedError
-from batchnb.queue import items
+from batchnb.jobs.documents import ProcessDocument
 from batchnb.services import listing
 from batchnb.services.listing import COUNT_COLUMNS, SORT_COLUMNS, BatchPage, list_batches
-from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT
 from batchnb.services.workspace import Workspace
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -130,15 +129,17 @@ def seed(workspace: Workspace, specs: Sequence[Spec]) -> list[int]:
                 insert(QueueItem),
                 [
                     {
-                        **items.new_item_values(
-                            BATCH_QUEUE,
-                            PROCESS_DOCUMENT,
-                            {"document_id": doc_id, "job_id": job_id},
-                            owner=spec.owner,
-                            now=created,
-                            batch_id=batch_id,
-                        ),
+                        "queue_name": ProcessDocument.queue,
+                        "job_type": ProcessDocument.job_type,
+                        "payload": ProcessDocument(doc_id, job_id).to_json(),
+                        "batch_id": batch_id,
+                        "owner": spec.owner,
                         "status": doc.status,
+                        "priority": 0,
+                        "attempts": 0,
+                        "scheduled_at": created,
+                        "created_at": created,
+                        "updated_at": created,
                     }
                     for doc_id, job_id, doc in zip(doc_ids, job_ids, spec.docs, strict=True)
                 ],

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
+from batchnb.cache.summary import cache_key_prefix
 from batchnb.db.models import (
     AuditEvent,
     Document,
@@ -31,17 +32,15 @@ from batchnb.errors import (
 )
 from batchnb.extract import FunctionExtractor, register_extractor
 from batchnb.services import listing
-from batchnb.services.batches import submit
-from batchnb.services.cache import cache_key_prefix
+from batchnb.services.audit_trail import AUDIT_COLUMNS, list_audit_events
 from batchnb.services.listing import list_batches
 from batchnb.services.manage import (
-    AUDIT_COLUMNS,
     bulk_update_status,
     cancel_batch,
     delete_batch,
-    list_audit_events,
     retry_failed,
 )
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 

@@ -17,9 +17,10 @@ from sqlalchemy import func, select, text
 from batchnb.db.models import AuditEvent, Document, ExtractionBatch
 from batchnb.documents.storage import key_for_hash
 from batchnb.errors import IntakeError
-from batchnb.services import batches, manage, storage_gc
-from batchnb.services.batches import submit
+from batchnb.services import manage, storage_gc
+from batchnb.services import submit as submit_module
 from batchnb.services.manage import delete_batch
+from batchnb.services.submit import submit
 from batchnb.services.workspace import Workspace
 
 PROMPT = "invoice number, total"
@@ -41,13 +42,13 @@ def _key(data: bytes) -> str:
 
 def _before_rows(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     """Run ``action`` after the next submit's intake, just before its row transaction."""
-    original = batches._create_rows
+    original = submit_module._create_rows
 
     def racing(*args: Any, **kwargs: Any) -> Any:
         action()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(batches, "_create_rows", racing)
+    monkeypatch.setattr(submit_module, "_create_rows", racing)
 
 
 def _count_storage_lookups_in_rows(
@@ -57,7 +58,7 @@ def _count_storage_lookups_in_rows(
     looked_up: list[str] = []
     inside = [False]
     original_exists = workspace.storage.exists
-    original_rows = batches._create_rows
+    original_rows = submit_module._create_rows
 
     def exists(key: str) -> bool:
         if inside[0]:
@@ -72,7 +73,7 @@ def _count_storage_lookups_in_rows(
             inside[0] = False
 
     monkeypatch.setattr(workspace.storage, "exists", exists)
-    monkeypatch.setattr(batches, "_create_rows", rows)
+    monkeypatch.setattr(submit_module, "_create_rows", rows)
     return looked_up
 
 

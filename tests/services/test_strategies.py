@@ -16,7 +16,7 @@ from batchnb.extract.classify import DOCUMENT_TYPES
 from batchnb.extract.schema_input import coerce_schema
 from batchnb.extract.templates import FALLBACK, builtin_templates, load_templates
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import submit
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -175,8 +175,9 @@ def test_auto_gives_each_document_its_types_fields(inline: Workspace) -> None:
     assert set(receipt.data) == {"company_name", "date", "address", "total"}
 
     results = batch.results().set_index("file_name")
-    assert list(results.columns[:5]) == [
+    assert list(results.columns[:6]) == [
         "document_id",
+        "batch_id",
         "status",
         "error",
         "document_type",

@@ -40,7 +40,7 @@ counts are also added to two counters shared by every process (``<prefix>:stats:
 ``:misses``), so ``batchnb health``, a fresh process, can show the totals. A hit must stay two
 round trips (generation tokens, then the entry), so a read does not send its own count: it is
 kept in the process and rides along with the next read's generation lookup, in the same
-pipeline (``RedisBackend.generation`` in :mod:`batchnb.services.cache_backends`). The shared
+pipeline (``RedisBackend.generation`` in :mod:`batchnb.cache.backends`). The shared
 totals therefore lag by at most the last
 read of each running process; :meth:`SummaryCache.stats`, :meth:`SummaryCache.close` and the
 interpreter's exit publish that too. Counting never fails a read: a counter Redis refuses
@@ -65,7 +65,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.engine import make_url
 
 from batchnb.config import Settings
-from batchnb.services.cache_backends import ALL_NAMESPACES, Backend, make_backend, safe_url
+from batchnb.cache.backends import ALL_NAMESPACES, Backend, make_backend, safe_url
 
 T = TypeVar("T")
 

@@ -15,18 +15,18 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from batchnb.cli import main
-from batchnb.db.models import ExtractionBatch
-from batchnb.errors import ConfigurationError
-from batchnb.services import cache as cache_module
-from batchnb.services import cache_backends
-from batchnb.services.cache import (
+from batchnb.cache import backends as cache_backends
+from batchnb.cache import summary as cache_module
+from batchnb.cache.summary import (
     NAMESPACE_TTL_SECONDS,
     PROGRESS_TTL_SECONDS,
     SummaryCache,
     cache_key_prefix,
     open_cache,
 )
+from batchnb.cli import main
+from batchnb.db.models import ExtractionBatch
+from batchnb.errors import ConfigurationError
 from batchnb.services.health import check_health
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -163,7 +163,7 @@ def test_invalidation_from_another_process_is_seen_through_redis(
         assert cache.get_or_create("batches", "page:1", source) == "old"
         source.value = "new"
         script = (
-            "from batchnb.services.cache import SummaryCache\n"
+            "from batchnb.cache.summary import SummaryCache\n"
             f"SummaryCache({redis_url!r}, key_prefix={prefix!r}).invalidate('batches')\n"
         )
         subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
@@ -209,7 +209,7 @@ def test_a_process_sends_its_last_counts_when_it_exits(redis_url: str) -> None:
     prefix = f"batchnb-test:{uuid.uuid4().hex[:12]}"
     cache = SummaryCache(redis_url, key_prefix=prefix)
     script = (
-        "from batchnb.services.cache import SummaryCache\n"
+        "from batchnb.cache.summary import SummaryCache\n"
         f"cache = SummaryCache({redis_url!r}, key_prefix={prefix!r})\n"
         "for _ in range(3):\n"
         "    cache.get_or_create('batches', 'page:1', lambda: 1)\n"

@@ -1,8 +1,8 @@
-"""The storage behind :class:`batchnb.services.cache.SummaryCache`: in-process or Redis.
+"""The storage behind :class:`batchnb.cache.summary.SummaryCache`: in-process or Redis.
 
 A backend keeps dogpile regions (one per time to live), the generation tokens that make
 invalidation one write, and (Redis) the hit and miss counters shared by every process. The
-design and its reasons are in :mod:`batchnb.services.cache`.
+design and its reasons are in :mod:`batchnb.cache.summary`.
 """
 
 from __future__ import annotations
