@@ -49,14 +49,16 @@ import batchnb.services.batches as batches_module
 from batchnb.config import load_settings
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
-from batchnb.db.models import ExtractionBatch, ItemStatus, QueueItem, utcnow
+from batchnb.db.models import ExtractionBatch, QueueItem, utcnow
+from batchnb.db.statuses import ItemStatus
+from batchnb.jobs.documents import BATCH_QUEUE, PROCESS_DOCUMENT
 from batchnb.queue import items
 from batchnb.queue.runner import Checkpoint, QueueRuntime, run_message
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
 from batchnb.queue.worker import Worker
-from batchnb.services.batches import batch_progress, submit
-from batchnb.services.processing import BATCH_QUEUE, PROCESS_DOCUMENT
+from batchnb.services.batches import batch_progress
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 

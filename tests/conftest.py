@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,51 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 POSTGRES_ENV = "BATCHNB_TEST_POSTGRES_URL"
 REDIS_ENV = "BATCHNB_TEST_REDIS_URL"
 
+# What marks a test as needing a server: a fixture it uses, or a parameter naming the server
+# (fixtures parametrized over backends ask for the server's fixture only when they run).
+_SERVER_FIXTURES = {"postgres": "postgres_url", "redis": "redis_url"}
+_SERVER_PARAMS = {
+    "postgres": {"postgres", "postgresql", "postgres_workspace"},
+    "redis": {"redis", "redis_workspace"},
+}
+_PROCESS_WORDS = ("subprocess.", "Popen(")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs PostgreSQL, Redis, or starts other processes.
+
+    So ``pytest -m "not postgres and not redis"`` runs on a laptop with no servers, and
+    ``-m "not slow"`` leaves out the tests that start workers, the CLI or pip in processes of
+    their own. A test that reaches a server without its mark fails (see the server fixtures),
+    so a mark this hook misses shows up at once.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {str(value) for value in callspec.params.values()} if callspec else set()
+        for marker, fixture in _SERVER_FIXTURES.items():
+            if fixture in fixtures or params & _SERVER_PARAMS[marker]:
+                item.add_marker(marker)
+        if _starts_processes(item):
+            item.add_marker("slow")
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return False
+    return any(word in source for word in _PROCESS_WORDS)
+
+
+def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
+    if request.node.get_closest_marker(marker) is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses {marker} without the {marker!r} mark: name the server "
+            "in its parameter or fixture (see pytest_collection_modifyitems) or mark it"
+        )
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -44,8 +90,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a new, empty PostgreSQL database, dropped after the test."""
+    _require_marker(request, "postgres")
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(
@@ -64,8 +111,9 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(request: pytest.FixtureRequest) -> str:
     """URL of the test Redis, using a key prefix unique to this test (see queue tests)."""
+    _require_marker(request, "redis")
     url = os.environ.get(REDIS_ENV)
     if not url:
         pytest.skip(f"{REDIS_ENV} is not set (Redis tests run where it is, e.g. in .ci/run)")

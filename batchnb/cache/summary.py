@@ -64,8 +64,8 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import make_url
 
-from batchnb.config import Settings
 from batchnb.cache.backends import ALL_NAMESPACES, Backend, make_backend, safe_url
+from batchnb.config import Settings
 
 T = TypeVar("T")
 

@@ -208,4 +208,4 @@ def status(batch_id: int | None, as_json: bool, failures: bool, with_traceback: 
     for row in [] if failed is None else failed.itertuples():
         click.echo(f"failed {row.file_name} [{row.error_kind}]: {row.error}")
         if with_traceback and row.traceback:
-            click.echo("  " + row.traceback.replace("\n", "\n  "))
+            click.echo("  " + str(row.traceback).replace("\n", "\n  "))

@@ -14,7 +14,7 @@ import click
 import pandas as pd
 
 from batchnb.cli.group import domain_errors, main
-from batchnb.db.models import BatchStatus
+from batchnb.db.statuses import BatchStatus
 from batchnb.services.audit_trail import list_audit_events
 from batchnb.services.batches import get_batch
 from batchnb.services.listing import SORT_COLUMNS, list_batches

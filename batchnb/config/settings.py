@@ -203,11 +203,8 @@ def _table() -> tuple[Setting, ...]:
     hints = typing.get_type_hints(Settings)
     rows = []
     for spec in dataclasses.fields(Settings):
-        default = (
-            spec.default_factory()  # type: ignore[misc]
-            if spec.default is dataclasses.MISSING
-            else spec.default
-        )
+        factory = spec.default_factory
+        default = factory() if callable(factory) else spec.default
         rows.append(
             Setting(
                 spec.name, hints[spec.name], default, spec.metadata["help"], spec.metadata["secret"]

@@ -10,7 +10,6 @@ otherwise treat DDL as non-transactional and commit per revision.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from filelock import FileLock
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
@@ -199,19 +199,16 @@ def _file_lock(lock_path: Path | None) -> Iterator[None]:
         yield
         return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # filelock takes an OS lock on Linux, macOS and Windows alike (fcntl is POSIX only).
+    with FileLock(lock_path):
+        yield
 
 
 def ensure_current(database: Database, lock_path: Path | None = None) -> bool:
     """Upgrade the database to the newest revision if it is behind.
 
     Safe when several processes open the same workspace at once: the check and the upgrade
-    run under an exclusive ``flock`` on ``lock_path`` (when given) and inside
+    run under an exclusive file lock on ``lock_path`` (when given) and inside
     :func:`migration_connection` (PostgreSQL advisory lock, SQLite write lock), and the
     revision is read again once the locks are held. Costs one query when already current.
 

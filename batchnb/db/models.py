@@ -7,7 +7,6 @@ marked with ``ddl_if(dialect="postgresql")`` so SQLite never sees them.
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,52 +67,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-
-class ItemStatus(enum.StrEnum):
-    """Status of a queue item. ``retrying`` waits for its scheduled time."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    RETRYING = "retrying"
-
-
-class DocumentStatus(enum.StrEnum):
-    """Status of a document; mirrors its current queue item."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class BatchStatus(enum.StrEnum):
-    """Status of a batch, derived from its documents when they change."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class ExportStatus(enum.StrEnum):
-    """Values of ``exports.status``."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-ACTIVE_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.PROCESSING, ItemStatus.RETRYING)
-FINAL_ITEM_STATUSES = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
 _active_sql = "status IN ('pending', 'processing', 'retrying')"
 _ready_sql = "status IN ('pending', 'retrying')"

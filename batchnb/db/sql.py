@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.expression import ColumnClause, ColumnElement, FunctionElement
 from sqlalchemy.types import NullType
 
 LIKE_ESCAPE = "\\"
@@ -38,9 +39,9 @@ ANALYTICS_WORK_MEM = "64MB"
 
 # Constants are written into the SQL rather than bound: a grouped expression must read the same
 # in SELECT and GROUP BY, and each compilation would otherwise bind a parameter of its own.
-_UTC = literal_column("'UTC'")
-_HOUR = literal_column("'hour'")
-_HOUR_FORMAT = literal_column("'%Y-%m-%d %H:00:00'")
+_UTC: ColumnClause[Any] = literal_column("'UTC'")
+_HOUR: ColumnClause[Any] = literal_column("'hour'")
+_HOUR_FORMAT: ColumnClause[Any] = literal_column("'%Y-%m-%d %H:00:00'")
 
 
 def _is_postgres(connection: Connection) -> bool:
@@ -120,10 +121,10 @@ class contains_text(ColumnElement[bool]):
     """
 
     # Untyped: with a Boolean type SQLite would render "... = 1" around the comparison.
-    type = NullType()
+    type = NullType()  # type: ignore[assignment]
     inherit_cache = False  # the SQL depends on the term (LIKE or GLOB)
 
-    def __init__(self, column: ColumnElement[Any], term: str) -> None:
+    def __init__(self, column: ColumnElement[Any] | InstrumentedAttribute[Any], term: str) -> None:
         self.column = column
         self.term = term
 
@@ -176,7 +177,7 @@ def _folds_beyond_ascii(term: str) -> bool:
 
 
 def percentile_stats(
-    connection: Connection, rows: Select[Any], shares: Sequence[float]
+    connection: Connection, rows: Select[Any, Any], shares: Sequence[float]
 ) -> pd.DataFrame:
     """Count, mean and the ``shares`` percentiles of column ``d`` per value of the first column.
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from batchnb.db.models import BatchStatus, Document, DocumentStatus, ExtractionBatch, utcnow
+from batchnb.db.models import Document, ExtractionBatch, utcnow
+from batchnb.db.statuses import BatchStatus, DocumentStatus
 
 OPEN_DOCUMENT_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
 

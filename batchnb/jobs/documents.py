@@ -16,15 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from batchnb.db.engine import Database
-from batchnb.db.models import (
-    BatchStatus,
-    Document,
-    DocumentStatus,
-    ExtractedData,
-    ExtractionBatch,
-    ExtractionJob,
-    utcnow,
-)
+from batchnb.db.models import Document, ExtractedData, ExtractionBatch, ExtractionJob, utcnow
+from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.documents.parsers import parse_document
 from batchnb.documents.storage import Storage
 from batchnb.errors import SchemaError

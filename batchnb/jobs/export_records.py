@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, cast, func, or_, select
 
 from batchnb.db.engine import Database
-from batchnb.db.models import Document, DocumentStatus, ExtractedData
+from batchnb.db.models import Document, ExtractedData
+from batchnb.db.statuses import DocumentStatus
 from batchnb.errors import ExportError
 from batchnb.formats import ExportRecord
 from batchnb.jobs.documents import DOCUMENT_INFO_KEY

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from batchnb.db.engine import Database
-from batchnb.db.models import Export, ExportStatus, utcnow
+from batchnb.db.models import Export, utcnow
+from batchnb.db.statuses import ExportStatus
 from batchnb.errors import ExportError
 from batchnb.formats import ExportRecord, ExportSummary, write
 from batchnb.jobs.export_records import (

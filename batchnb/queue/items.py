@@ -27,7 +27,8 @@ from sqlalchemy import (
     update,
 )
 
-from batchnb.db.models import ItemStatus, ProcessingQueue, QueueItem, UTCDateTime, utcnow
+from batchnb.db.models import ProcessingQueue, QueueItem, UTCDateTime, utcnow
+from batchnb.db.statuses import ItemStatus
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
 from batchnb.queue.messages import Message, Payload
 

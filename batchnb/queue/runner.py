@@ -24,7 +24,8 @@ from huey import Huey
 from sqlalchemy import Connection, bindparam, select
 
 from batchnb.db.engine import Database
-from batchnb.db.models import ItemStatus, QueueItem, utcnow
+from batchnb.db.models import QueueItem, utcnow
+from batchnb.db.statuses import ItemStatus
 from batchnb.errors import (
     WORKER_LOST,
     CancelledError,

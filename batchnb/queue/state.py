@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from batchnb.db.engine import Database
-from batchnb.db.models import ItemStatus, QueueItem, Worker
+from batchnb.db.models import QueueItem, Worker
+from batchnb.db.statuses import ItemStatus
 from batchnb.queue.items import READY_STATUSES
 
 

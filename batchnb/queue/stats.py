@@ -18,9 +18,10 @@ from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from batchnb.db.engine import Database
-from batchnb.db.models import ItemStatus, QueueItem, QueueStat, utcnow
+from batchnb.db.models import QueueItem, QueueStat, utcnow
 from batchnb.db.scope import Scope, hour_start
 from batchnb.db.sql import elapsed_ms, utc_hour
+from batchnb.db.statuses import ItemStatus
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def stored_hourly_activity(connection: Connection, scope: Scope) -> list[HourlyA
     ]
 
 
-def completed_durations(scope: Scope) -> Select[Any]:
+def completed_durations(scope: Scope) -> Select[Any, Any]:
     """Completed items of every job type created in ``scope``: ``queue`` and run time ``d``."""
     elapsed = elapsed_ms(QueueItem.started_at, QueueItem.finished_at)
     return select(QueueItem.queue_name.label("queue"), elapsed.label("d")).where(

@@ -21,9 +21,10 @@ import pandas as pd
 from sqlalchemy import Connection, Select, func, select, text
 
 from batchnb.db.engine import Database
-from batchnb.db.models import Document, DocumentStatus, ExtractionBatch, ExtractionJob
+from batchnb.db.models import Document, ExtractionBatch, ExtractionJob
 from batchnb.db.scope import Scope
 from batchnb.db.sql import percentile_stats, tune_for_aggregates, utc_day
+from batchnb.db.statuses import DocumentStatus
 from batchnb.queue.stats import hourly_activity, stored_hourly_activity
 
 PERCENTILES = (0.5, 0.95)
@@ -124,7 +125,7 @@ _JOB_DIMENSIONS = {
 }
 
 
-def job_durations(scope: Scope, dimension: str) -> Select[Any]:
+def job_durations(scope: Scope, dimension: str) -> Select[Any, Any]:
     """Completed extraction jobs: their ``extractor`` or ``document_type``, and duration.
 
     Both are columns of the job (the worker stores the type it found), so this reads one
@@ -139,7 +140,7 @@ def job_durations(scope: Scope, dimension: str) -> Select[Any]:
     )
 
 
-def duration_stats(connection: Connection, rows: Select[Any]) -> pd.DataFrame:
+def duration_stats(connection: Connection, rows: Select[Any, Any]) -> pd.DataFrame:
     """Count, mean, p50 and p95 of ``rows``' column ``d`` per value of its first column.
 
     Columns: :data:`TIMING_COLUMNS`, ``dimension`` being the first column's name.

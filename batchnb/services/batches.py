@@ -11,7 +11,8 @@ import pandas as pd
 from sqlalchemy import bindparam, func, select
 
 from batchnb.cache import PROGRESS
-from batchnb.db.models import Document, DocumentStatus, ExtractionBatch, ExtractionJob
+from batchnb.db.models import Document, ExtractionBatch, ExtractionJob
+from batchnb.db.statuses import DocumentStatus
 from batchnb.documents.intake import Refusal
 from batchnb.errors import NotFoundError
 from batchnb.formats import Mode

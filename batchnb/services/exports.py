@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import insert, select, update
 
-from batchnb.db.models import Export, ExportStatus, utcnow
+from batchnb.db.models import Export, utcnow
+from batchnb.db.statuses import ExportStatus
 from batchnb.errors import ExportError, NotFoundError
 from batchnb.formats import FORMATS, Mode, build_layout, writer_for
 from batchnb.jobs.export_records import (

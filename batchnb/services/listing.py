@@ -18,8 +18,9 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 
 from batchnb.cache import BATCHES, PROGRESS_TTL_SECONDS
-from batchnb.db.models import BatchStatus, Document, DocumentStatus, ExtractionBatch
+from batchnb.db.models import Document, ExtractionBatch
 from batchnb.db.sql import contains_text
+from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.errors import ConfigurationError
 from batchnb.services.access import authorize_user, is_admin
 from batchnb.services.workspace import Workspace, acting
@@ -246,9 +247,7 @@ def _conditions(
     if created_to is not None:
         conditions.append(batch.created_at < created_to)
     if term:
-        conditions.append(
-            or_(contains_text(batch.name, term), _file_matches(term))
-        )
+        conditions.append(or_(contains_text(batch.name, term), _file_matches(term)))
     if has_failures is not None:
         # One probe of the index on (batch_id, status) per batch.
         failed = (

@@ -17,15 +17,8 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from batchnb.cache import ANALYTICS, BATCHES, PROGRESS
-from batchnb.db.models import (
-    BatchStatus,
-    Document,
-    DocumentStatus,
-    ExtractedData,
-    ExtractionBatch,
-    ExtractionJob,
-    utcnow,
-)
+from batchnb.db.models import Document, ExtractedData, ExtractionBatch, ExtractionJob, utcnow
+from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.errors import BatchStateError, ConfigurationError, NotFoundError
 from batchnb.extract import schema_from_prompt
 from batchnb.jobs.batch_status import OPEN_DOCUMENT_STATUSES, refresh_batch_status

@@ -90,7 +90,7 @@ def batch_results(
     ).drop(columns=["evidence"])  # the confidence is enough here, and evidence costs a read
     if strategy == "auto":
         found = _document_types(workspace, batch_id)
-        at = frame.columns.get_loc("error") + 1
+        at = list(frame.columns).index("error") + 1
         for offset, column in enumerate(TYPE_COLUMNS):
             values = [found.get(document_id, {}).get(column) for document_id in frame.document_id]
             frame.insert(at + offset, column, values)

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import insert
 
 from batchnb.cache import ANALYTICS, BATCHES, PROGRESS
-from batchnb.db.models import BatchStatus, Document, DocumentStatus, ExtractionBatch, utcnow
+from batchnb.db.models import Document, ExtractionBatch, utcnow
+from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.documents.intake import IncomingFile, Refusal, collect
 from batchnb.errors import ConfigurationError, IntakeError, SchemaError
 from batchnb.extract import Schema, schema_from_dict, schema_from_prompt

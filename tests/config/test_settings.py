@@ -85,8 +85,17 @@ def test_settings_are_declared_once_as_fields_of_settings() -> None:
 
 @pytest.mark.parametrize(
     ("word", "expected"),
-    [("false", False), ("False", False), ("0", False), ("no", False), ("off", False)]
-    + [("true", True), ("1", True), ("yes", True), ("ON", True)],
+    [
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("ON", True),
+    ],
 )
 def test_a_boolean_reads_false_as_false(tmp_path: Path, word: str, expected: bool) -> None:
     env = {"BATCHNB_HOME": str(tmp_path), "BATCHNB_RESULT_CACHE": word}
@@ -95,7 +104,7 @@ def test_a_boolean_reads_false_as_false(tmp_path: Path, word: str, expected: boo
 
 def test_a_boolean_refuses_other_words(tmp_path: Path) -> None:
     env = {"BATCHNB_HOME": str(tmp_path), "BATCHNB_RESULT_CACHE": "nope"}
-    with pytest.raises(ConfigurationError, match="BATCHNB_RESULT_CACHE.*true or false"):
+    with pytest.raises(ConfigurationError, match=r"BATCHNB_RESULT_CACHE.*true or false"):
         load_settings(environ=env)
 
 
@@ -114,7 +123,7 @@ def test_extractor_options_from_json_or_a_toml_table(tmp_path: Path) -> None:
         "BATCHNB_EXTRACTOR_OPTIONS": '{"mine": {"model_path": "/m.gguf"}}',
     }
     assert load_settings(environ=env).options_for("mine") == {"model_path": "/m.gguf"}
-    (tmp_path / "batchnb.toml").write_text('[batchnb.extractor_options.mine]\nthreads = 2\n')
+    (tmp_path / "batchnb.toml").write_text("[batchnb.extractor_options.mine]\nthreads = 2\n")
     settings = load_settings(environ={"BATCHNB_HOME": str(tmp_path)})
     assert settings.options_for("mine") == {"threads": 2}
     assert settings.options_for("other") == {}

@@ -56,6 +56,10 @@ def test_retry_with_backoff_then_failure(harness: QueueHarness) -> None:
     assert row.status == "failed"
     assert row.attempts == 3
     assert "transient failure 3" in row.last_error and "after 3 attempts" in row.last_error
+    failure = harness.handler.failures[item_id]
+    assert failure.kind == "RuntimeError"
+    assert failure.traceback is not None and "probe: transient failure 3" in failure.traceback
+    assert "in run" in failure.traceback  # the frame that raised, not only the message
     times = [t for i, _, t in harness.handler.calls if i == item_id]
     assert len(times) == 3
     first_gap, second_gap = times[1] - times[0], times[2] - times[1]
@@ -82,6 +86,8 @@ def test_permanent_error_fails_without_retry(harness: QueueHarness) -> None:
     assert harness.item(bad).status == "failed"
     assert harness.item(bad).attempts == 1
     assert harness.item(bad).last_error == "probe: this document can never work"
+    assert harness.handler.failures[bad].kind == "corrupt"
+    assert "DocumentError" in (harness.handler.failures[bad].traceback or "")
     assert harness.item(good).status == "completed"
 
 
@@ -158,6 +164,7 @@ def test_reaper_fails_an_item_that_always_kills_its_worker(harness: QueueHarness
     assert reclaim_expired(harness.runtime) == (0, 1)
     row = harness.item(item_id)
     assert row.status == "failed" and "stopped responding" in row.last_error
+    assert harness.handler.failures[item_id].kind == "worker_lost"
 
 
 def test_graceful_stop_releases_running_item(harness: QueueHarness) -> None:
