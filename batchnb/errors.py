@@ -137,6 +137,10 @@ class BatchStateError(BatchnbError):
     kind = "batch_state"
 
 
+class PluginWarning(UserWarning):
+    """An extractor plugin failed to load: its extractors are unavailable, the others work."""
+
+
 WORKER_LOST = "worker_lost"
 """Kind of a failure whose worker stopped responding on every attempt (lease expired)."""
 

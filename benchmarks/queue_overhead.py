@@ -13,7 +13,7 @@ local file storage), against a bare-Huey baseline measured in the same run::
    until ``batch.wait()`` returns;
 4. ``submit()`` of a ``--submit-n`` document batch with no worker running, broken down into
    intake checks, storage writes, database rows and Huey messages;
-5. ``batch_progress()`` on a ``queue_items`` table of ``--progress-rows`` rows.
+5. ``batch_progress()`` on a ``documents`` table of ``--progress-rows`` rows.
 
 ``--profile`` adds cProfile listings: one more submit, and items of sections 2 and 3 processed
 inline (``run_message`` on the main thread) so the per-item cost can be read function by
@@ -38,22 +38,22 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
-import batchnb.services.batches as batches_module
+import batchnb.services.submit as submit_module
 from batchnb.config import load_settings
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
-from batchnb.db.models import ExtractionBatch, QueueItem, utcnow
+from batchnb.db.models import Document, ExtractionBatch, QueueItem, utcnow
 from batchnb.db.statuses import ItemStatus
-from batchnb.jobs.documents import BATCH_QUEUE, PROCESS_DOCUMENT
+from batchnb.jobs.documents import ProcessDocument
 from batchnb.queue import items
-from batchnb.queue.runner import Checkpoint, QueueRuntime, run_message
+from batchnb.queue.messages import Message, Payload
+from batchnb.queue.runner import Checkpoint, Failure, QueueRuntime, run_message
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
 from batchnb.queue.worker import Worker
@@ -72,6 +72,16 @@ PROGRESS_AIM_MS = 5.0
 WARMUP = 100
 PROGRESS_CALLS = 200
 NOOP_JOB = "noop"
+
+
+@dataclass(frozen=True)
+class Noop(Payload):
+    """The no-op job's payload."""
+
+    job_type = NOOP_JOB
+    queue = ProcessDocument.queue
+
+    i: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +291,7 @@ class NoopHandler:
     def succeeded(self, session: Session, item: items.LeasedItem, output: Any) -> None:
         self.countdown.hit()
 
-    def failed(self, session: Session, item: items.LeasedItem, error: str) -> None:
+    def failed(self, session: Session, item: items.LeasedItem, failure: Failure) -> None:
         self.countdown.hit()
 
     def requeued(self, session: Session, item: items.LeasedItem, reason: str) -> None:
@@ -304,34 +314,26 @@ def make_noop_runtime(home: Path) -> tuple[QueueRuntime, Countdown, Any]:
         lease_seconds=settings.lease_seconds,
         handlers={NOOP_JOB: NoopHandler(countdown)},
     )
-    register_tasks(runtime, settings.temp_dir, settings.temp_max_age_hours)
+    register_tasks(runtime, [settings.temp_dir], settings.temp_max_age_hours)
     return runtime, countdown, settings
 
 
 def add_items_one_by_one(runtime: QueueRuntime, n: int) -> None:
     """One transaction and one message per item (what Huey's own enqueue does per task)."""
     for i in range(n):
-        with runtime.db.write() as session:
-            row = items.new_item(BATCH_QUEUE, NOOP_JOB, {"i": i}, owner="bench", now=utcnow())
-            session.add(row)
-            session.flush()
-            item_id = row.id
-        runtime.dispatch([(item_id, 0, None)])
+        with runtime.db.begin() as connection:
+            messages = items.enqueue(connection, [Noop(i)], owner="bench", now=utcnow())
+        runtime.dispatch(messages)
 
 
 def add_items_at_once(runtime: QueueRuntime, n: int) -> list[int]:
     """All rows in one transaction, all messages in one storage transaction (like submit)."""
-    now = utcnow()
-    with runtime.db.write() as session:
-        rows = [
-            items.new_item(BATCH_QUEUE, NOOP_JOB, {"i": i}, owner="bench", now=now)
-            for i in range(n)
-        ]
-        session.add_all(rows)
-        session.flush()
-        ids = [row.id for row in rows]
-    runtime.dispatch([(item_id, 0, None) for item_id in ids])
-    return ids
+    with runtime.db.begin() as connection:
+        messages = items.enqueue(
+            connection, [Noop(i) for i in range(n)], owner="bench", now=utcnow()
+        )
+    runtime.dispatch(messages)
+    return [message.item_id for message in messages]
 
 
 def wait_rescuing(runtime: QueueRuntime, countdown: Countdown, timeout: float) -> int:
@@ -365,7 +367,7 @@ def wait_rescuing(runtime: QueueRuntime, countdown: Countdown, timeout: float) -
             )
         if stranded:
             rescued += len(stranded)
-            runtime.dispatch([(item_id, 0, None) for item_id in stranded])
+            runtime.dispatch([Message(item_id) for item_id in stranded])
     return rescued
 
 
@@ -569,9 +571,9 @@ def bench_submit(n: int, home: Path) -> tuple[float, dict[str, float]]:
         documents = [text_document("s", i) for i in range(n)]
         totals: dict[str, float] = {}
         with (
-            wrapped(batches_module, "collect", totals, "intake (collect)"),
+            wrapped(submit_module, "collect", totals, "intake (collect)"),
             wrapped(workspace.storage, "put", totals, "storage writes (Storage.put)"),
-            wrapped(batches_module, "_create_rows", totals, "database rows (_create_rows)"),
+            wrapped(submit_module, "_create_rows", totals, "database rows (_create_rows)"),
             wrapped(workspace.runtime, "dispatch", totals, "Huey messages (runtime.dispatch)"),
         ):
             started = time.perf_counter()
@@ -623,13 +625,14 @@ _IN_FLIGHT += ["cancelled"]
 
 
 def seed_progress_rows(workspace: Workspace, rows: int) -> tuple[int, int]:
-    """Batches of 1,000 items plus one of 10,000; returns (a 1k batch id, the big batch id)."""
+    """Batches of 1,000 documents plus one of 10,000 (progress counts documents per status);
+    returns (a 1k batch id, the big batch id)."""
     big = min(10_000, rows // 2)
     sizes = [big] + [1_000] * ((rows - big) // 1_000)
     if (rows - big) % 1_000:
         sizes.append((rows - big) % 1_000)
     now = utcnow()
-    item_table = QueueItem.__table__
+    document_table = Document.__table__
     with workspace.db.write() as session:
         batch_rows = [
             {
@@ -662,31 +665,25 @@ def seed_progress_rows(workspace: Workspace, rows: int) -> tuple[int, int]:
                 status = _IN_FLIGHT[i % len(_IN_FLIGHT)] if in_flight else "completed"
                 chunk.append(
                     {
-                        "queue_name": BATCH_QUEUE,
-                        "job_type": PROCESS_DOCUMENT,
-                        "payload": {"document_id": document_id},
                         "batch_id": batch_id,
                         "owner": "bench",
+                        "file_name": f"doc-{document_id}.pdf",
+                        "content_hash": f"{document_id:064x}",
+                        "storage_key": f"bench/{document_id}",
+                        "size_bytes": 1000,
+                        "file_type": "pdf",
+                        "mime_type": "application/pdf",
                         "status": status,
-                        "priority": 0,
-                        "attempts": 0 if status == "pending" else 1,
-                        "locked_by": "bench#x" if status == "processing" else None,
-                        "locked_until": now + timedelta(minutes=1)
-                        if status == "processing"
-                        else None,
-                        "scheduled_at": now,
-                        "last_error": "boom" if status == "failed" else None,
+                        "error": "boom" if status == "failed" else None,
                         "created_at": now,
                         "updated_at": now,
-                        "started_at": None if status == "pending" else now,
-                        "finished_at": now if status in ("completed", "failed") else None,
                     }
                 )
                 if len(chunk) >= 10_000:
-                    session.execute(insert(item_table), chunk)
+                    session.execute(insert(document_table), chunk)
                     chunk = []
         if chunk:
-            session.execute(insert(item_table), chunk)
+            session.execute(insert(document_table), chunk)
     small_id = batch_ids[len(batch_ids) - 5] if len(batch_ids) > 5 else batch_ids[-1]
     return small_id, batch_ids[0]
 
@@ -707,16 +704,16 @@ def capture_progress_sql(workspace: Workspace, batch_id: int) -> tuple[str, Any]
     seen: list[tuple[str, Any]] = []
 
     def listener(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "queue_items" in statement and "GROUP BY" in statement.upper():
+        if "documents" in statement and "GROUP BY" in statement.upper():
             seen.append((statement, parameters))
 
     event.listen(workspace.db.engine, "before_cursor_execute", listener)
     try:
-        batch_progress(workspace, batch_id)
+        batch_progress(workspace, batch_id, cached=False)
     finally:
         event.remove(workspace.db.engine, "before_cursor_execute", listener)
     if not seen:
-        raise RuntimeError("batch_progress sent no GROUP BY query on queue_items")
+        raise RuntimeError("batch_progress sent no GROUP BY query on documents")
     return seen[0]
 
 
@@ -727,8 +724,8 @@ def bench_progress(rows: int, home: Path) -> dict[str, tuple[float, float]]:
         small_id, big_id = seed_progress_rows(workspace, rows)
         seeded = time.perf_counter() - started
         with workspace.db.read() as session:
-            total = session.scalar(select(func.count()).select_from(QueueItem))
-        print(f"  seeded {total:,} queue_items rows in {seeded:.2f} s (no ANALYZE run)")
+            total = session.scalar(select(func.count()).select_from(Document))
+        print(f"  seeded {total:,} documents rows in {seeded:.2f} s (no ANALYZE run)")
         sql, params = capture_progress_sql(workspace, big_id)
         print("  SQL: " + " ".join(sql.split()) + f"   params={params}")
         with workspace.db.engine.connect() as connection:
@@ -740,10 +737,10 @@ def bench_progress(rows: int, home: Path) -> dict[str, tuple[float, float]]:
         raw = workspace.db.engine.raw_connection()
         try:
             for batch_id in (small_id, big_id):
-                size = batch_progress(workspace, batch_id).total
-                label = f"{size:,}-item batch"
+                size = batch_progress(workspace, batch_id, cached=False).total
+                label = f"{size:,}-document batch"
                 timings = time_calls(
-                    lambda b=batch_id: batch_progress(workspace, b), PROGRESS_CALLS
+                    lambda b=batch_id: batch_progress(workspace, b, cached=False), PROGRESS_CALLS
                 )
                 cursor = raw.cursor()
                 sql_only = time_calls(
@@ -781,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=500, help="items per rate measurement")
     parser.add_argument("--submit-n", type=int, default=10_000, help="documents in the submit test")
     parser.add_argument(
-        "--progress-rows", type=int, default=100_000, help="queue_items rows for the progress test"
+        "--progress-rows", type=int, default=100_000, help="documents rows for the progress test"
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each rate measurement (median reported)"
@@ -874,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
             results.add(f"   {label}", f"{seconds:.2f} s")
 
     def section5() -> None:
-        heading(f"5. batch_progress() over {args.progress_rows:,} queue_items rows")
+        heading(f"5. batch_progress() over {args.progress_rows:,} documents rows")
         figures = bench_progress(args.progress_rows, root / "progress")
         for label, (median, p95) in figures.items():
             results.add(

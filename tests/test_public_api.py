@@ -34,5 +34,6 @@ def test_python_dash_m_runs_the_cli() -> None:
         "delete",
         "audit",
         "analytics",
+        "extractors",
     ):
         assert command in result.stdout

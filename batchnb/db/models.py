@@ -456,11 +456,4 @@ DEFAULT_QUEUES: tuple[dict[str, Any], ...] = (
         "retry_delay_seconds": 10.0,
         "retry_backoff": 2.0,
     },
-    {
-        "name": "cleanup",
-        "concurrency_limit": 1,
-        "max_attempts": 1,
-        "retry_delay_seconds": 60.0,
-        "retry_backoff": 1.0,
-    },
 )

@@ -5,10 +5,11 @@ the ``tesseract`` program through pytesseract. Pillow and pytesseract come with
 ``batchnb[ocr]`` and are imported on first use, so a missing one fails only when an image is
 read, with a message that says what to install.
 
-Tesseract settings follow BASELINES.md: ``OMP_THREAD_LIMIT=1`` (a page takes 2-3 s instead of
-15-26 s; run one worker per core instead), page segmentation ``--psm 3`` with a fallback to
-``--psm 6`` (uniform block, better on borderless tables) when ``--psm 3`` finds few words or no
-numbers. ``benchmarks/ocr_engines.py`` measures the choice on receipts.
+Tesseract settings: ``OMP_THREAD_LIMIT=1`` (measured, a page takes 2-3 s instead of 15-26 s
+when Tesseract's threads fight each other; run one worker per core instead), page segmentation
+``--psm 3`` with a fallback to ``--psm 6`` (uniform block, better on borderless tables) when
+``--psm 3`` finds few words or no numbers. ``benchmarks/ocr_engines.py`` measures the choice on
+receipts.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",), "tiff": ("TIFF",)}
 _LABELS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 _DIGIT = re.compile(r"\d")
 #: Images at least this much taller than wide are read with ``--psm 6`` first: on till
-#: receipts it finds more totals and dates than ``--psm 3`` (BASELINES.md, SROIE).
+#: receipts it finds more totals and dates than ``--psm 3`` (``benchmarks/ocr_engines.py``).
 RECEIPT_ASPECT = 1.6
 
 

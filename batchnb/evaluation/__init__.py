@@ -1,6 +1,6 @@
 """Evaluation: run labelled documents through the pipeline and score the results.
 
-``evaluate("shared/eval")`` submits each dataset of an evaluation folder as a batch, reads the
+``evaluate("path/to/eval")`` submits each dataset of an evaluation folder as a batch, reads the
 results back and scores them against the ground truth (micro precision/recall/F1 per field,
 per dataset and overall, header fields and line items apart).
 """

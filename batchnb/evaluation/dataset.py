@@ -1,6 +1,6 @@
 """Evaluation folders: documents, their ground truth, and the task each dataset runs.
 
-A folder laid out like ``shared/eval`` holds ``documents/`` (the files), ``ground_truth/`` (one
+An evaluation folder holds ``documents/`` (the files), ``ground_truth/`` (one
 ``<document stem>.json`` per document, whose ``fields`` are the scoring contract) and
 ``tasks.json`` (per dataset, the prompt a user would write and the same request as a JSON
 Schema whose field names are the ground truth's). This module reads such a folder, picks the

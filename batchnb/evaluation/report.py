@@ -19,7 +19,6 @@ import pandas as pd
 from batchnb.evaluation.dataset import FieldMapping
 from batchnb.evaluation.scoring import Counts, FieldScore, total
 
-SECTIONS = ("header", "line_items")
 _METRIC_COLUMNS = ["tp", "fp", "fn", "precision", "recall", "f1"]
 
 

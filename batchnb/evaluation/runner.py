@@ -31,8 +31,8 @@ from batchnb.evaluation.dataset import (
 from batchnb.evaluation.report import DatasetRun, DocumentFailure, EvaluationReport
 from batchnb.evaluation.scoring import FieldScore, score_document
 from batchnb.extract import schema_from_prompt
-from batchnb.services.submit import submit
 from batchnb.services.health import live_workers
+from batchnb.services.submit import submit
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
@@ -57,7 +57,7 @@ def evaluate(
     Parameters
     ----------
     folder:
-        Laid out like ``shared/eval``: ``documents/``, ``ground_truth/*.json``, ``tasks.json``.
+        An evaluation folder: ``documents/``, ``ground_truth/*.json``, ``tasks.json``.
     use:
         ``"prompt"`` runs each dataset with its task's prompt; ``"schema"`` with its schema.
     extractor:

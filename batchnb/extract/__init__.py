@@ -1,9 +1,14 @@
 """Extraction: prompts become schemas, extractors fill them with grounded, typed values.
 
 ``schema_from_prompt("invoice number, date, total")`` gives a :class:`Schema`;
-``get_extractor("offline").extract(document, schema)`` gives an :class:`ExtractionResult`
-whose values carry their page, character span and confidence. Extractors are registered by
-name, built-ins and plugins alike, through the ``batchnb.extractors`` entry point group.
+``ExtractorPool(settings).get("offline").extract(document, schema)`` gives an
+:class:`ExtractionResult` whose values carry their page, character span and confidence.
+Extractors are registered by name, built-ins and plugins alike, through the
+``batchnb.extractors`` entry point group.
+
+The framework lives at this package's root (the extractor contract, registry and pool,
+schemas, validation, templates, classification, typed values, table reading); the backends
+are subpackages: :mod:`batchnb.extract.offline` and :mod:`batchnb.extract.llm`.
 """
 
 from batchnb.extract.base import (
@@ -13,11 +18,16 @@ from batchnb.extract.base import (
     FunctionExtractor,
     JSONValue,
 )
+from batchnb.extract.llm import OpenAICompatibleExtractor
 from batchnb.extract.offline import OfflineExtractor
-from batchnb.extract.openai_compat import OpenAICompatibleExtractor
+from batchnb.extract.pool import ExtractorPool
 from batchnb.extract.registry import (
     ENTRY_POINT_GROUP,
+    ExtractorFactory,
+    ExtractorInfo,
     ExtractorRegistry,
+    RegisterExtractor,
+    default_registry,
     extractor_names,
     get_extractor,
     register_extractor,
@@ -40,6 +50,9 @@ __all__ = [
     "ExtractedValue",
     "ExtractionResult",
     "Extractor",
+    "ExtractorFactory",
+    "ExtractorInfo",
+    "ExtractorPool",
     "ExtractorRegistry",
     "Field",
     "FieldType",
@@ -47,7 +60,9 @@ __all__ = [
     "JSONValue",
     "OfflineExtractor",
     "OpenAICompatibleExtractor",
+    "RegisterExtractor",
     "Schema",
+    "default_registry",
     "extractor_names",
     "get_extractor",
     "parse_date",

@@ -109,6 +109,14 @@ class Extractor(Protocol):
 
     ``name`` selects it in the registry; ``version`` changes whenever its output may change, as
     it is part of the result cache key.
+
+    One instance serves every worker thread of a process (see
+    :class:`~batchnb.extract.pool.ExtractorPool`), so ``extract`` must be safe to call
+    concurrently. An extractor holding resources (a model, connections) may also define
+    ``close() -> None``: the pool calls it when the workspace or worker stops. ``close`` is
+    optional and so not part of this protocol's ``isinstance`` check. Two optional class
+    attributes are shown by ``batchnb extractors`` without building an instance: ``version``
+    and ``needs`` (what it needs to work, e.g. "a server at BATCHNB_MYMODEL_URL").
     """
 
     name: str

@@ -21,7 +21,6 @@ from batchnb.errors import SchemaError
 
 FieldType = Literal["string", "number", "money", "date", "boolean", "array"]
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
-SCALAR_TYPES: tuple[str, ...] = ("string", "number", "money", "date", "boolean")
 
 MAX_PROMPT_CHARS = 4000
 """Longest prompt accepted; longer text is almost certainly a pasted document, not a field list."""

@@ -6,6 +6,11 @@ French or Dutch ("Menge", "Prix unitaire", "Omschrijving"). The table whose head
 most sub-fields is read row by row; a row without a description and without any number, or a
 row that is a total line ("Subtotal", "Summe"), is not an item. The value is grounded in the
 rows' span of the page text.
+
+This reader sits at the framework's root, not in the offline backend, because it is not a
+backend's guess: a parsed table is the document's own statement of its rows. The offline
+extractor reads line items with it, and validation uses it to tell when any extractor returned
+fewer items than the table has (see :func:`batchnb.extract.validation.completeness_flags`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from typing import Literal
 
 from batchnb.documents.parsed import Page, Table
 from batchnb.extract.base import ExtractedValue, JSONValue
-from batchnb.extract.labels import words_of
 from batchnb.extract.schema import Field
 from batchnb.extract.values import best_money, find_dates, find_money, find_numbers
+from batchnb.extract.words import words_of
 
 Role = Literal["description", "quantity", "unit_price", "amount"]
 

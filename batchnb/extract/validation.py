@@ -7,7 +7,9 @@ can live in JSON, TOML or a notebook cell):
 - ``{"sum": "line_items.amount", "equals": "total", "tolerance": 0.01}``: the items' amounts
   add up to the total, within the tolerance (absolute, in the total's unit).
 
-Array fields are also checked for completeness against the table they come from.
+Array fields are also checked for completeness against the table they come from. The table
+reading is :mod:`batchnb.extract.tables`, at the framework's root beside this module: the
+framework checks every backend's results and so imports none of them.
 """
 
 from __future__ import annotations

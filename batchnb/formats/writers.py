@@ -2,7 +2,8 @@
 
 :func:`write` is the entry point. It turns records into rows (:mod:`batchnb.formats.rows`) and
 hands them to one :class:`Writer` per format in chunks of ``chunk_size`` rows, so peak memory does
-not grow with the number of documents (DESIGN.md, decision 8). A chunk is an iterator: the row
+not grow with the number of documents: an export of a million rows must fit where one of a
+hundred does. A chunk is an iterator: the row
 formats write each row as it comes and keep none, Parquet gathers a chunk into an Arrow record
 batch. Rows that die as soon as they are written also spare Python's cyclic garbage collector,
 which otherwise scans every row still held, again and again. Each writer writes to a hidden

@@ -256,7 +256,9 @@ class DocumentJobHandler(JobHandler):
             cache_key = result_cache_key(
                 content_hash, kind, extractor, {**route.cache_part(), "tables": tables}
             )
-            use_cache = self.result_cache and batch_cache is not False
+            # Absent unless the batch was submitted with the cache off; SQLite's JSON reads a
+            # stored false back as 0.
+            use_cache = self.result_cache and (batch_cache is None or bool(batch_cache))
             cached = cached_result(connection, cache_key) if use_cache else None
         if cached is not None:
             # The same bytes, parser, schema and extractor ran before: reuse, extract nothing.

@@ -85,8 +85,7 @@ def _echo(document: ParsedDocument, schema: Schema) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _fake_extractor(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fresh default registry, so the fake does not leak into other tests.
-    fresh = ExtractorRegistry(modules=registry_module._configured_modules)
-    monkeypatch.setattr(registry_module, "_DEFAULT", fresh)
+    monkeypatch.setattr(registry_module, "_DEFAULT", ExtractorRegistry())
     register_extractor(FAKE, lambda: FunctionExtractor(_echo, name=FAKE))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from batchnb.db.models import (
     AuditEvent,
@@ -555,3 +555,23 @@ def test_percentiles_match_numpy_on_many_durations(
         assert row["mean_ms"] == pytest.approx(float(np.mean(values)), abs=1e-3)
         assert row["p50_ms"] == pytest.approx(float(np.quantile(values, 0.5)), abs=1e-3)
         assert row["p95_ms"] == pytest.approx(float(np.quantile(values, 0.95)), abs=1e-3)
+
+
+def test_failures_keep_the_kind_they_were_recorded_with(history: Workspace) -> None:
+    # A reworded message (here: one that reads like another kind) moves no failure.
+    with history.db.begin() as connection:
+        connection.execute(
+            update(Document)
+            .where(Document.id == 4)
+            .values(error="could not open: the file looks truncated or corrupt")
+        )
+    kinds = dict(
+        (row.kind, row.documents) for row in compute_summary(history).failures.itertuples()
+    )
+    assert kinds == {
+        "empty": 2,
+        "TimeoutError": 1,
+        "corrupt": 1,
+        "encrypted": 1,
+        "ConnectionError": 1,
+    }

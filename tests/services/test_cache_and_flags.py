@@ -125,3 +125,74 @@ def test_arrays_shorter_than_their_table_are_flagged(
         assert [flag["message"] for flag in incomplete] == [
             "line_items has 1 of the 3 rows of the table on page 1"
         ]
+
+
+def test_no_cache_extracts_again_and_later_runs_reuse_the_newest_result(
+    inline: Workspace,
+) -> None:
+    submit([SAMPLES], "invoice number, total", extractor="counting-test", workspace=inline)
+    assert len(CALLS) == 7
+    fresh = submit(
+        [SAMPLES],
+        "invoice number, total",
+        extractor="counting-test",
+        result_cache=False,
+        workspace=inline,
+    )
+    assert len(CALLS) == 14, "result_cache=False must extract every document again"
+    assert fresh.info().options["result_cache"] is False
+    assert not any(parser.startswith("cached:") for _, parser in _rows(inline, fresh.id))
+    again = submit([SAMPLES], "invoice number, total", extractor="counting-test", workspace=inline)
+    assert len(CALLS) == 14
+    newest = {row.document_id: row.id for row, _ in _rows(inline, fresh.id)}
+    reused = [row for row, _ in _rows(inline, again.id)]
+    assert all(row.cache_key for row in reused)
+    # The reused values are the fresh run's (the newest result with each key).
+    fresh_data = {row.cache_key: row.data for row, _ in _rows(inline, fresh.id)}
+    assert all(row.data == fresh_data[row.cache_key] for row in reused)
+    assert len(newest) == 7
+
+
+def test_the_result_cache_setting_turns_reuse_off(tmp_path: Path) -> None:
+    workspace = open_workspace(home=str(tmp_path / "h"), queue_url="memory://", result_cache=False)
+    CALLS.clear()
+    try:
+        for _ in range(2):
+            submit([SAMPLES], "invoice number", extractor="counting-test", workspace=workspace)
+        assert len(CALLS) == 14
+    finally:
+        workspace.close()
+
+
+class _Versioned:
+    """An extractor whose ``version`` says when its output changed."""
+
+    name = "versioned-test"
+    version = "1"
+
+    def extract(self, document, schema):  # type: ignore[no-untyped-def]
+        CALLS.append(schema.hash())
+        return OfflineExtractor().extract(document, schema)
+
+
+def test_a_new_extractor_version_is_a_new_cache_key(tmp_path: Path) -> None:
+    register_extractor("versioned-test", _Versioned, replace=True)
+    home = str(tmp_path / "h")
+    CALLS.clear()
+
+    def run_once() -> None:
+        workspace = open_workspace(home=home, queue_url="memory://")  # a fresh process's pool
+        try:
+            submit([SAMPLES], "invoice number", extractor="versioned-test", workspace=workspace)
+        finally:
+            workspace.close()
+
+    run_once()
+    run_once()
+    assert len(CALLS) == 7, "the same version reuses every result"
+    _Versioned.version = "2"
+    try:
+        run_once()
+    finally:
+        _Versioned.version = "1"
+    assert len(CALLS) == 14, "a new version extracts again"

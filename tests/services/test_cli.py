@@ -129,3 +129,36 @@ def test_a_prompt_or_a_schema_is_needed(home: Path) -> None:
     result = CliRunner().invoke(main, ["submit", str(SAMPLES)])
     assert result.exit_code == 1
     assert "prompt" in result.stderr and "schema" in result.stderr
+
+
+def _parsers(home: Path) -> list[str]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{home / 'batchnb.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT parser FROM extraction_jobs ORDER BY id")).all()
+    engine.dispose()
+    return [row[0] for row in rows]
+
+
+def test_no_cache_extracts_again(home: Path) -> None:
+    document = str(SAMPLES / "maplewood-print-invoice.txt")
+    assert invoke("run", document, "--prompt", PROMPT).exit_code == 0
+    assert invoke("run", document, "--prompt", PROMPT).exit_code == 0
+    assert invoke("run", document, "--prompt", PROMPT, "--no-cache").exit_code == 0
+    first, cached, fresh = _parsers(home)
+    assert not first.startswith("cached:")
+    assert cached.startswith("cached:")
+    assert fresh == first
+
+
+def test_status_lists_failures_with_their_kind_and_traceback(home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage without xref")
+    assert invoke("run", str(broken), "--prompt", PROMPT).exit_code == 0
+    listed = invoke("status", "--failures")
+    assert "failed broken.pdf [corrupt]: not a readable PDF" in listed.stdout
+    payload = json.loads(invoke("status", "--failures", "--traceback", "--json").stdout)
+    (failure,) = payload["failures"]
+    assert failure["error_kind"] == "corrupt"
+    assert "DocumentError" in failure["traceback"]

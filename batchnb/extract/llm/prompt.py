@@ -4,8 +4,11 @@ Small models copy values best when every field is required and every value is a 
 copied as printed; a schema with optional keys, ``format: date`` or number types makes them
 slower and corrupts values ("28/11/2022" → "2811-06-20"). So the model is shown and held to that
 string-only schema, and dates, amounts and numbers are read from the copied strings in Python
-(see BASELINES.md, "Small local LLMs"). The system prompt shows the same schema that the
+(:mod:`batchnb.extract.llm.results`). The system prompt shows the same schema that the
 structured output enforces.
+
+A plugin wrapping an in-process model builds its request with :func:`build_messages` and
+:func:`response_schema` (or :func:`response_format` for an OpenAI-style API).
 """
 
 from __future__ import annotations

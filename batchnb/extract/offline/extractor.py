@@ -1,16 +1,16 @@
 """The built-in offline extractor: labelled values found in the text, no network, no model.
 
 For each field it looks for the field's label and its synonyms, in English, German, French and
-Dutch (see :mod:`batchnb.extract.labels`), at line starts or after whitespace, matching without
-accents; then reads a typed value (see :mod:`batchnb.extract.values`) on the same line after the
-label, or on the next non-empty line when the label ends its line. When several labels match,
-the field's own labels beat its fallback concept's, then the most specific wins ("grand total"
-over "total"), then the first occurrence, or the last one for totals. A seller or buyer label
-heading a section is followed by the party's name (see :mod:`batchnb.extract.parties`). A few
-fields fall back to a layout heuristic when no label is printed: the first date, the largest
-amount with a currency, the issuer's name and the address below the first line. Array fields
-are read from the page's tables (see :mod:`batchnb.extract.tables`). Every value points at
-the exact span it was read from.
+Dutch (see :mod:`batchnb.extract.offline.labels`), at line starts or after whitespace, matching
+without accents; then reads a typed value (see :mod:`batchnb.extract.values`) on the same line
+after the label, or on the next non-empty line when the label ends its line. When several
+labels match, the field's own labels beat its fallback concept's, then the most specific wins
+("grand total" over "total"), then the first occurrence, or the last one for totals. A seller or
+buyer label heading a section is followed by the party's name (see
+:mod:`batchnb.extract.offline.parties`). A few fields fall back to a layout heuristic when no
+label is printed: the first date, the largest amount with a currency, the issuer's name and the
+address below the first line. Array fields are read from the page's tables (see
+:mod:`batchnb.extract.tables`). Every value points at the exact span it was read from.
 
 It is registered through the ``batchnb.extractors`` entry point like any plugin.
 """
@@ -24,8 +24,8 @@ from typing import Literal
 
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.documents.parsers import PDF_TABLES_VERSION
-from batchnb.extract.base import ExtractedValue, ExtractionResult, Extractor
-from batchnb.extract.labels import (
+from batchnb.extract.base import ExtractedValue, ExtractionResult
+from batchnb.extract.offline.labels import (
     DAY_FIRST_LANGUAGES,
     MONEY_CONCEPTS,
     Concept,
@@ -34,16 +34,16 @@ from batchnb.extract.labels import (
     document_language,
     label_variants,
     neighbour_words,
-    words_of,
 )
-from batchnb.extract.layout import Line, PageLines, line_value
-from batchnb.extract.parties import issuer_line, party_below
-from batchnb.extract.receipts import (
+from batchnb.extract.offline.layout import Line, PageLines, line_value
+from batchnb.extract.offline.parties import issuer_line, party_below
+from batchnb.extract.offline.receipts import (
     looks_like_receipt,
     receipt_address,
     receipt_company,
     receipt_total,
 )
+from batchnb.extract.registry import RegisterExtractor
 from batchnb.extract.schema import Field, Schema
 from batchnb.extract.tables import items_from_tables
 from batchnb.extract.values import (
@@ -59,6 +59,7 @@ from batchnb.extract.values import (
     find_numbers,
     find_text,
 )
+from batchnb.extract.words import words_of
 
 ValueKind = Literal[
     "date", "money", "amount", "number", "boolean", "identifier", "text", "currency"
@@ -102,10 +103,14 @@ class _Candidate:
 
 
 class OfflineExtractor:
-    """Finds labelled values in a document's text; needs no network and no API key."""
+    """Finds labelled values in a document's text; needs no network and no API key.
+
+    It keeps no state between documents, so one instance serves every worker thread.
+    """
 
     name = "offline"
     version = "1"
+    needs = "nothing (no network, no API key)"
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
         """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
@@ -133,7 +138,7 @@ class OfflineExtractor:
         return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
 
 
-def register(register_extractor: Callable[[str, Callable[[], Extractor]], None]) -> None:
+def register(register_extractor: RegisterExtractor) -> None:
     """Entry point of the ``batchnb.extractors`` group: registers ``offline``."""
     register_extractor(OfflineExtractor.name, OfflineExtractor)
 
@@ -220,7 +225,7 @@ def _labelled(
     """Values introduced by one label variant, wherever the label occurs.
 
     A seller or buyer label alone on its line heads a section: the name is read from the
-    section's lines (see :func:`batchnb.extract.parties.party_below`).
+    section's lines (see :func:`batchnb.extract.offline.parties.party_below`).
     """
     party = concept is not None and concept.name in PARTY_CONCEPTS and kind == "text"
     for page in pages:

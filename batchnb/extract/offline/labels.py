@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
 from batchnb.extract.schema import Field
+from batchnb.extract.words import fold, words_of
 
 EXACT_CONFIDENCE = 0.9
 """A printed label containing every word of the user's own label."""
@@ -27,8 +27,6 @@ HEAD_WORD_CONFIDENCE = 0.5
 _IDENTIFIER_WORDS = frozenset(
     {"number", "no", "nr", "num", "id", "#", "code", "ref", "reference", "nummer", "numero"}
 )
-# Characters folded for matching that NFKD leaves alone: the degree sign of "N°" reads as "o".
-_EXTRA_FOLDS = {"°": "o", "\u2019": "'", "\u2018": "'", "\u00b4": "'", "\u2010": "-", "\u2011": "-"}
 _GENERIC_WORDS = frozenset({"number", "no", "id", "name", "value", "the", "of", "amount", "date"})
 
 
@@ -230,30 +228,6 @@ class LabelVariant:
     def specificity(self) -> int:
         """More words = more specific: "grand total" beats "total"."""
         return len(self.text.split())
-
-
-def fold(text: str) -> str:
-    """``text`` without accents, for matching only: same length, so offsets stay valid.
-
-    Each character is replaced by the base letter of its NFKD decomposition when that is a
-    single character ("é" → "e", "º" → "o"); others ("ß", ligatures) are kept as they are.
-    """
-    if text.isascii():
-        return text
-    return "".join(_fold_char(char) for char in text)
-
-
-@functools.lru_cache(maxsize=4096)
-def _fold_char(char: str) -> str:
-    if char in _EXTRA_FOLDS:
-        return _EXTRA_FOLDS[char]
-    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-    return base if len(base) == 1 else char
-
-
-def words_of(text: str) -> list[str]:
-    """Lowercase, accent-free words of a label; ``#`` counts as a word ("invoice #")."""
-    return re.findall(r"[a-z0-9]+|#", fold(text).lower())
 
 
 def concept_for(field: Field) -> Concept | None:

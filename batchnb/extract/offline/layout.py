@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from batchnb.extract.labels import fold
 from batchnb.extract.values import ValueMatch
+from batchnb.extract.words import fold
 
 
 @dataclass(frozen=True)

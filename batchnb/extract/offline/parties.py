@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from batchnb.extract.labels import fold, words_of
-from batchnb.extract.layout import Line, PageLines, line_value, span_value
+from batchnb.extract.offline.layout import Line, PageLines, line_value, span_value
 from batchnb.extract.values import ValueMatch
+from batchnb.extract.words import fold, words_of
 
 SECTION_LINES = 7
 """Lines below a section heading searched for the party's name."""

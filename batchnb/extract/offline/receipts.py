@@ -4,14 +4,14 @@ A receipt opens with the shop's name (often with a legal form: "SDN BHD", "ENTER
 its registration and tax ids, and the address lines down to the phone or "TAX INVOICE" line;
 the amount paid follows a "TOTAL" label near the bottom, after any sub-totals and rounding.
 OCR of such scans is noisy ("64. 15", "T0TAL"), so the readers here are more tolerant than the
-labelled readers of :mod:`batchnb.extract.offline`. Every value points at its page span.
+labelled readers of :mod:`batchnb.extract.offline.extractor`. Every value points at its page span.
 """
 
 from __future__ import annotations
 
 import re
 
-from batchnb.extract.layout import Line, PageLines, line_value, span_value
+from batchnb.extract.offline.layout import Line, PageLines, line_value, span_value
 from batchnb.extract.values import ValueMatch
 
 HEAD_LINES = 8

@@ -2,175 +2,37 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from batchnb.config import load_settings
-from batchnb.documents.parsed import Page, ParsedDocument
 from batchnb.errors import ConfigurationError, ExtractorError, MissingDependencyError
-from batchnb.extract import ExtractionResult, get_extractor, schema_from_prompt
-from batchnb.extract.llm_prompt import document_text, response_schema
-from batchnb.extract.openai_compat import (
+from batchnb.extract import ExtractionResult, get_extractor
+from batchnb.extract.llm import (
     EXACT_CONFIDENCE,
     LOOSE_CONFIDENCE,
     UNGROUNDED_CONFIDENCE,
     OpenAICompatibleExtractor,
+    document_text,
     parse_retry_after,
+    response_schema,
 )
-
-KEY = "test-key-0123456789"
-MODEL = "qwen2.5-1.5b-instruct"
-SCHEMA = schema_from_prompt(
-    "invoice number, date, vendor name, total, paid?, line items (description, quantity, "
-    "unit price)"
+from tests.extract.llm.chat_server import (
+    ANSWER,
+    DOCUMENT,
+    KEY,
+    MODEL,
+    SCHEMA,
+    ChatServer,
+    Reply,
 )
-DOCUMENT = ParsedDocument(
-    pages=(
-        Page(1, "ACME Ltd\nInvoice No: INV-0042\nDate: 28/11/2022\n"),
-        Page(
-            2,
-            "Description   Qty   Unit price\nWidget   2   $10.00\nGadget   1   $5.50\n"
-            "Total:   $25.50\nPaid: yes\n",
-        ),
-    ),
-    parser="test",
-)
-ANSWER = {
-    "invoice_number": "INV-0042",
-    "date": "28/11/2022",
-    "vendor_name": "ACME Limited",  # not printed like this: stays ungrounded
-    "total": "$25.50",
-    "paid": "Yes",  # printed "yes": grounded ignoring case
-    "line_items": [
-        {"description": "Widget", "quantity": "2", "unit_price": "$10.00"},
-        {"description": "Gadget", "quantity": "1", "unit_price": "$5.50"},
-    ],
-}
-
-
-@dataclass
-class Reply:
-    """One scripted answer of the fake server."""
-
-    status: int = 200
-    content: str = json.dumps(ANSWER)
-    headers: dict[str, str] = field(default_factory=dict)
-    error: str = ""
-    delay: float = 0.0
-
-
-class ChatServer(ThreadingHTTPServer):
-    """A chat-completions server that checks each request and answers from a script."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ChatHandler)
-        self.script: list[Reply] = []
-        self.default = Reply()
-        self.requests: list[dict[str, Any]] = []
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def next_reply(self) -> Reply:
-        with self.lock:
-            return self.script.pop(0) if self.script else self.default
-
-
-class _ChatHandler(BaseHTTPRequestHandler):
-    server: ChatServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        with contextlib.suppress(OSError):  # the client gave up (timeout test)
-            self._answer(self.server)
-
-    def _answer(self, server: ChatServer) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.loads(raw)
-        server.requests.append({"path": self.path, "body": body})
-        if self.path != "/v1/chat/completions":
-            return self._send(404, {"error": {"message": f"no route {self.path}"}})
-        given = self.headers.get("Authorization", "")
-        if given != f"Bearer {KEY}":
-            # Like some servers, echo the key: the extractor must keep it out of its errors.
-            message = f"Incorrect API key provided: {given.removeprefix('Bearer ')}"
-            return self._send(401, {"error": {"message": message, "type": "invalid_request"}})
-        format_ = body.get("response_format", {})
-        if (
-            body.get("temperature") != 0
-            or format_.get("type") != "json_schema"
-            or format_["json_schema"].get("strict") is not True
-            or not body.get("messages")
-        ):
-            return self._send(400, {"error": {"message": "bad request body"}})
-        reply = server.next_reply()
-        with server.lock:
-            server.active += 1
-            server.max_active = max(server.max_active, server.active)
-        time.sleep(reply.delay)
-        with server.lock:  # before answering: the client may send its next request at once
-            server.active -= 1
-        if reply.status != 200:
-            return self._send(reply.status, {"error": {"message": reply.error}}, reply.headers)
-        self._send(
-            200,
-            {
-                "id": f"chatcmpl-{len(server.requests)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
-            },
-        )
-
-    def _send(
-        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-@pytest.fixture
-def server() -> Iterator[ChatServer]:
-    chat = ChatServer()
-    thread = threading.Thread(target=chat.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield chat
-    chat.shutdown()
-    chat.server_close()
-    thread.join()
 
 
 @pytest.fixture
@@ -349,7 +211,7 @@ def test_concurrency_cap_is_shared_by_the_whole_process(server: ChatServer) -> N
     server.default = Reply(delay=0.2)
 
     def run(_: int) -> ExtractionResult:
-        # A new extractor per call, as the registry hands out: the cap still holds.
+        # A new extractor per call (as get_extractor() builds them): the cap still holds.
         extractor = OpenAICompatibleExtractor(server.url, KEY, MODEL, concurrency=2)
         return extractor.extract(DOCUMENT, SCHEMA)
 
@@ -413,3 +275,71 @@ def test_retry_after_as_http_date() -> None:
     when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     seconds = parse_retry_after(when)
     assert seconds is not None and 25 <= seconds <= 31
+
+
+def _completion(content: str) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+
+
+def test_mock_transport_stands_in_for_the_server() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=_completion(json.dumps(ANSWER)))
+
+    extractor = OpenAICompatibleExtractor(model=MODEL, transport=httpx.MockTransport(handler))
+    # No API key needed: with a transport given, nothing leaves the process.
+    result = extractor.extract(DOCUMENT, SCHEMA)
+    assert result.data()["total"] == {"amount": 25.5, "currency": "USD"}
+    assert str(seen[0].url) == "https://api.openai.com/v1/chat/completions"
+    body = json.loads(seen[0].content)
+    assert body["model"] == MODEL and body["response_format"]["json_schema"]["strict"] is True
+    extractor.close()
+
+
+def test_an_injected_client_is_used_and_left_open(server: ChatServer) -> None:
+    with httpx.Client() as client:
+        extractor = OpenAICompatibleExtractor(server.url, KEY, MODEL, client=client)
+        assert extractor.extract(DOCUMENT, SCHEMA).data()["invoice_number"] == "INV-0042"
+        extractor.close()
+        assert not client.is_closed  # the caller's client stays the caller's
+    assert server.requests[0]["body"]["model"] == MODEL
+    with pytest.raises(ConfigurationError, match="not both"):
+        OpenAICompatibleExtractor(client=client, transport=httpx.MockTransport(lambda r: r))
+
+
+def test_one_http_client_for_the_extractors_lifetime(
+    server: ChatServer, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[httpx.Client] = []
+
+    class CountingClient(httpx.Client):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(httpx, "Client", CountingClient)
+    extractor = make(server, sleeps)
+    for _ in range(3):
+        extractor.extract(DOCUMENT, SCHEMA)
+    assert len(made) == 1 and not made[0].is_closed
+    extractor.close()
+    assert made[0].is_closed
+    extractor.extract(DOCUMENT, SCHEMA)  # used again after close: a new client
+    assert len(made) == 2
+    extractor.close()
+
+
+def test_extractor_options_reach_the_openai_extractor(server: ChatServer) -> None:
+    settings = load_settings(
+        openai_base_url=server.url,
+        openai_api_key=KEY,
+        openai_model=MODEL,
+        extractor_options={"openai": {"max_retries": 0, "max_input_chars": 500}},
+    )
+    extractor = OpenAICompatibleExtractor.from_settings(settings)
+    assert (extractor.max_retries, extractor.max_input_chars) == (0, 500)
+    unknown = load_settings(extractor_options={"openai": {"temperature": 1}})
+    with pytest.raises(ConfigurationError, match=r"unknown option.*temperature"):
+        OpenAICompatibleExtractor.from_settings(unknown)

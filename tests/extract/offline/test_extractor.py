@@ -19,7 +19,7 @@ from batchnb.extract import (
 )
 from tests.conftest import EVAL_DIR
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "documents"
+SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "documents"
 EVAL = EVAL_DIR
 KINDS = {".pdf": "pdf", ".txt": "text", ".md": "markdown", ".html": "html"}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
 from batchnb.extract import schema_from_dict
-from batchnb.extract.labels import document_language, fold
-from batchnb.extract.layout import PageLines
-from batchnb.extract.parties import issuer_line
-from tests.extract.test_offline import document, extract
+from batchnb.extract.offline.labels import document_language
+from batchnb.extract.offline.layout import PageLines
+from batchnb.extract.offline.parties import issuer_line
+from batchnb.extract.words import fold
+from tests.extract.offline.test_extractor import document, extract
 
 GERMAN = """Beispiel Handel GmbH - Hauptstr. 1 - 10115 Berlin
 Seite 1 von 2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from batchnb.documents.parsed import Page, ParsedDocument
 from batchnb.extract import schema_from_prompt
-from batchnb.extract.layout import PageLines
 from batchnb.extract.offline import OfflineExtractor
-from batchnb.extract.receipts import (
+from batchnb.extract.offline.layout import PageLines
+from batchnb.extract.offline.receipts import (
     looks_like_receipt,
     receipt_address,
     receipt_company,

@@ -10,6 +10,10 @@ job, so that rewording a message cannot move failures between kinds in the analy
 written before this revision get the kind the analytics used to read off the message text,
 by the rules frozen below. Failed jobs also keep a concise traceback (``error_traceback``).
 
+The ``cleanup`` queue of revision 0001 goes: housekeeping runs as periodic tasks, and no job
+ever used it. An item on it could never have run, so one still there is a bug to look at, and
+the queue is then kept.
+
 Written out literally: this revision does not import batchnb.
 """
 
@@ -77,9 +81,19 @@ def upgrade() -> None:
     if not op.get_context().as_sql:  # offline SQL scripts get the columns; data needs a database
         _backfill("documents")
         _backfill("extraction_jobs")
+    op.execute(
+        "DELETE FROM processing_queues WHERE name = 'cleanup' "
+        "AND NOT EXISTS (SELECT 1 FROM queue_items WHERE queue_name = 'cleanup')"
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        "INSERT INTO processing_queues (name, concurrency_limit, max_attempts, "
+        "retry_delay_seconds, retry_backoff, active, created_at, updated_at) "
+        "SELECT 'cleanup', 1, 1, 60.0, 1.0, true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP "
+        "WHERE NOT EXISTS (SELECT 1 FROM processing_queues WHERE name = 'cleanup')"
+    )
     with op.batch_alter_table("extraction_jobs") as batch:
         batch.drop_column("error_traceback")
         batch.drop_column("error_kind")
