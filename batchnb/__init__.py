@@ -22,8 +22,10 @@ from batchnb.errors import (
     MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
+    PluginWarning,
     QueueError,
     SchemaError,
+    UnknownExtractorError,
 )
 from batchnb.jobs.export_records import Selection
 from batchnb.services.analytics import AnalyticsSummary, analytics_summary
@@ -64,11 +66,13 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PluginWarning",
     "Progress",
     "QueueError",
     "SchemaError",
     "Selection",
     "Settings",
+    "UnknownExtractorError",
     "Workspace",
     "analytics_summary",
     "bulk_update_status",

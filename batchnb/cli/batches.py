@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -20,6 +21,8 @@ from batchnb.services.workspace import Workspace, open_workspace
 
 
 def _submit(
+    workspace: Workspace,
+    *,
     paths: tuple[str, ...],
     prompt: str | None,
     schema_file: Path | None,
@@ -29,9 +32,8 @@ def _submit(
     extractor: str,
     priority: int,
     no_cache: bool,
-    workspace: Workspace,
 ) -> Batch:
-    """The batch options shared by run and submit, handed to the service."""
+    """The batch options shared by run and submit (``batch_options``), handed to the service."""
     return submit(
         list(paths),
         prompt,
@@ -61,19 +63,7 @@ def _report_refused(batch: Batch) -> None:
 )
 @click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
 @domain_errors
-def run(
-    paths: tuple[str, ...],
-    prompt: str | None,
-    schema_file: Path | None,
-    strategy: str,
-    rules_file: Path | None,
-    name: str | None,
-    extractor: str,
-    priority: int,
-    no_cache: bool,
-    output: Path | None,
-    timeout: float | None,
-) -> None:
+def run(output: Path | None, timeout: float | None, **batch: Any) -> None:
     """Submit a batch, process it and print the results table.
 
     A worker runs inside this command unless a `batchnb worker` is already running.
@@ -89,31 +79,20 @@ def run(
         worker = make_worker(workspace, in_process=True)
         worker.start()
     try:
-        batch = _submit(
-            paths,
-            prompt,
-            schema_file,
-            strategy,
-            rules_file,
-            name,
-            extractor,
-            priority,
-            no_cache,
-            workspace,
-        )
-        _report_refused(batch)
-        _wait_with_bar(batch, timeout)
+        submitted = _submit(workspace, **batch)
+        _report_refused(submitted)
+        _wait_with_bar(submitted, timeout)
     finally:
         if worker is not None:
             worker.stop()
-    results = batch.results()
+    results = submitted.results()
     _print_table(results)
     if output is not None:
-        written = export(batch.id, path=output, include_failed=True, workspace=workspace).info()
+        written = export(submitted.id, path=output, include_failed=True, workspace=workspace).info()
         click.echo(f"wrote {written.row_count} rows to {output}", err=True)
-    progress = batch.progress()
+    progress = submitted.progress()
     click.echo(
-        f"batch {batch.id}: {progress.completed} completed, {progress.failed} failed, "
+        f"batch {submitted.id}: {progress.completed} completed, {progress.failed} failed, "
         f"{progress.cancelled} cancelled",
         err=True,
     )
@@ -144,30 +123,9 @@ def _print_table(results: pd.DataFrame) -> None:
 @main.command(name="submit")
 @batch_options
 @domain_errors
-def submit_command(
-    paths: tuple[str, ...],
-    prompt: str | None,
-    schema_file: Path | None,
-    strategy: str,
-    rules_file: Path | None,
-    name: str | None,
-    extractor: str,
-    priority: int,
-    no_cache: bool,
-) -> None:
+def submit_command(**options: Any) -> None:
     """Queue a batch for workers and print its id (messages go to standard error)."""
-    batch = _submit(
-        paths,
-        prompt,
-        schema_file,
-        strategy,
-        rules_file,
-        name,
-        extractor,
-        priority,
-        no_cache,
-        open_workspace(),
-    )
+    batch = _submit(open_workspace(), **options)
     _report_refused(batch)
     click.echo(f"queued {batch.progress().total} documents as batch {batch.id}", err=True)
     click.echo(batch.id)

@@ -20,9 +20,10 @@ from batchnb.documents.intake import (
     safe_file_name,
 )
 from batchnb.documents.parsed import Page, ParsedDocument, Table
-from batchnb.documents.parsers import PARSER_VERSION, parse_document
+from batchnb.documents.parsers import parse_document
 from batchnb.documents.plans import DEFAULT_PLAN, PLANS, Plan, get_plan
 from batchnb.documents.storage import Storage, StoredObject
+from batchnb.documents.text import PARSER_VERSION
 
 __all__ = [
     "DEFAULT_PLAN",

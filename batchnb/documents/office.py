@@ -20,7 +20,7 @@ from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
-from batchnb.documents.parsers import PARSER_VERSION
+from batchnb.documents.text import PARSER_VERSION
 from batchnb.errors import DocumentError
 
 #: An Office file whose parts unpack to more than this is refused.

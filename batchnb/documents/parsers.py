@@ -13,7 +13,6 @@ message names the problem, because it is shown to the user on the document's row
 
 from __future__ import annotations
 
-import codecs
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -25,34 +24,19 @@ from typing import TYPE_CHECKING
 import pypdfium2
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
+from batchnb.documents.text import (
+    PARSER_VERSION,
+    PDF_TABLES_VERSION,
+    decode_text,
+    normalise_newlines,
+)
 from batchnb.errors import DocumentError, MissingDependencyError
 
 if TYPE_CHECKING:
     from PIL import Image
 
-#: Version of the parser used for each kind; part of the result cache key, so bump it when
-#: a parser's output changes.
-PARSER_VERSION: Mapping[str, str] = MappingProxyType(
-    {
-        "pdf": "pypdfium2-1",
-        "text": "text-1",
-        "csv": "csv-1",
-        "markdown": "markdown-1",
-        "html": "html-1",
-        "docx": "python-docx-1",
-        "xlsx": "openpyxl-1",
-        "png": "ocr-1",
-        "jpeg": "ocr-1",
-        "tiff": "ocr-1",
-    }
-)
-
-#: Appended to a PDF's parser version when its tables were read (``tables=True``).
-PDF_TABLES_VERSION = "pdfplumber-tables-1"
 #: PDFs with more pages are refused, so one document cannot hold a worker for hours.
 MAX_PDF_PAGES = 2000
-#: Text and HTML larger than this are refused (decoded text costs several times its bytes).
-MAX_TEXT_BYTES = 64 * 1024 * 1024
 #: PDFs with more pages without a text layer are refused: OCR takes 2-3 s a page.
 MAX_OCR_PAGES = 50
 #: Scanned PDF pages are rendered at this resolution for OCR: Tesseract reads printed text
@@ -235,7 +219,7 @@ def _pdf_page_text(document: pypdfium2.PdfDocument, number: int) -> str:
     finally:
         page.close()
     # A form feed inside a page would read as a page break in ParsedDocument.text.
-    return _normalise_newlines(text).replace("\f", "\n")
+    return normalise_newlines(text).replace("\f", "\n")
 
 
 def _parse_text(data: bytes) -> ParsedDocument:
@@ -302,40 +286,6 @@ def _parse_html(data: bytes) -> ParsedDocument:
     return ParsedDocument(
         pages=(Page(1, text),), parser=PARSER_VERSION["html"], metadata={"encoding": encoding}
     )
-
-
-def decode_text(what: str, data: bytes) -> tuple[str, str]:
-    """Decode text bytes: BOM first, then UTF-8, then cp1252, then latin-1.
-
-    Returns the text (newlines normalised) and the encoding used. Raises ``DocumentError``
-    naming ``what`` (e.g. ``"text file"``) when the data is too large or has no text.
-    """
-    if len(data) > MAX_TEXT_BYTES:
-        raise DocumentError(
-            f"the {what} is too large to parse: {len(data) / 1024 / 1024:.1f} MiB "
-            f"(the limit is {MAX_TEXT_BYTES // 1024 // 1024} MiB)",
-            kind="too_large",
-        )
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        candidates: tuple[str, ...] = ("utf-16",)
-    else:
-        candidates = ("utf-8-sig", "cp1252", "latin-1")
-    for encoding in candidates:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        break
-    else:
-        raise DocumentError(f"the {what} is not valid UTF-16 despite its byte order mark")
-    text = _normalise_newlines(text)
-    if not text.strip():
-        raise DocumentError(f"the {what} is empty (no text)", kind="empty")
-    return text, "utf-8" if encoding == "utf-8-sig" else encoding
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class _HtmlText(HTMLParser):

@@ -18,7 +18,7 @@ import openpyxl
 
 from batchnb.documents.office import check_ooxml_container, clean_cell, describe_error
 from batchnb.documents.parsed import Page, ParsedDocument, Table
-from batchnb.documents.parsers import PARSER_VERSION, decode_text
+from batchnb.documents.text import PARSER_VERSION, decode_text
 from batchnb.errors import DocumentError
 
 #: Cells read from one sheet at most (empty cells inside the used range count too).

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 
 from batchnb.db.models import Document, ExtractedData, ExtractionJob
-from batchnb.documents.parsers import PARSER_VERSION
+from batchnb.documents.text import PARSER_VERSION
 from batchnb.extract import Extractor
 
 # The newest matching result wins: a rerun with the cache bypassed stores a fresher one.

@@ -10,6 +10,7 @@ import pytest
 
 from batchnb.documents import PARSER_VERSION, parse_document
 from batchnb.documents import parsers as parsers_module
+from batchnb.documents import text as text_module
 from batchnb.errors import DocumentError
 
 
@@ -165,7 +166,7 @@ def test_kinds_without_a_parser(kind: str, message: str, png_bytes: bytes) -> No
 
 
 def test_text_size_guard(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parsers_module, "MAX_TEXT_BYTES", 10)
+    monkeypatch.setattr(text_module, "MAX_TEXT_BYTES", 10)
     with pytest.raises(DocumentError, match="too large to parse"):
         parse_document(b"x" * 11, "text")
 

@@ -7,8 +7,9 @@ import io
 import pytest
 from reportlab.pdfgen import canvas
 
-from batchnb.documents.parsers import PDF_TABLES_VERSION, parse_document
+from batchnb.documents.parsers import parse_document
 from batchnb.documents.pdf_tables import MAX_TABLE_PAGES, clean_table, find_tables
+from batchnb.documents.text import PDF_TABLES_VERSION
 
 RULED = [
     ["Item", "Qty", "Price"],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from batchnb.documents.parsed import ParsedDocument
-from batchnb.documents.parsers import PDF_TABLES_VERSION
+from batchnb.documents.text import PDF_TABLES_VERSION
 from batchnb.extract.base import ExtractedValue, ExtractionResult
 from batchnb.extract.offline.labels import (
     DAY_FIRST_LANGUAGES,
