@@ -114,7 +114,10 @@ def _print_table(results: pd.DataFrame) -> None:
         click.echo("(no documents)")
         return
     # The ids say nothing to a reader of one batch's table (they are in the exported file).
-    shown = results.drop(columns=["document_id", "batch_id"]).astype(object)
+    shown = results.drop(columns=["document_id", "batch_id"])
+    for column in shown.select_dtypes("datetime").columns:
+        shown[column] = shown[column].dt.date  # date fields: whole days, no 00:00:00
+    shown = shown.astype(object)
     shown = shown.where(shown.notna(), "")
     with pd.option_context("display.max_colwidth", 40, "display.width", 200):
         click.echo(shown.to_string(index=False))

@@ -126,15 +126,6 @@ def default_workspace() -> Workspace:
         return _default
 
 
-def reset_default_workspace() -> None:
-    """Forget the shared workspace (after changing BATCHNB_* variables, e.g. in tests)."""
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.close()
-        _default = None
-
-
 def acting(workspace: Workspace | None, actor: str | None) -> tuple[Workspace, str]:
     """The workspace and acting user of a service call: the ones given, else the defaults.
 

@@ -74,6 +74,7 @@ def test_run_processes_and_writes_results(home: Path, tmp_path: Path, suffix: st
     assert result.exit_code == 0, result.stderr
     assert "bluefin-office-supplies-invoice.pdf" in result.stdout
     assert "BOS-2024-0117" in result.stdout
+    assert "2024-03-15" in result.stdout and "00:00:00" not in result.stdout  # dates as dates
     readers = {".csv": pd.read_csv, ".json": pd.read_json, ".xlsx": pd.read_excel}
     frame = readers[suffix](output)
     assert len(frame) == 7
