@@ -10,7 +10,8 @@ Three modes:
 ``multi-row``
     One row per item of one array field (``array_field``); the document's other columns repeat
     on each row and other arrays stay whole. A document whose array is empty or missing still
-    gives one row, with empty item columns.
+    gives one row, with empty item columns. A schema without any array field has no items to
+    expand: each document is one row, as in ``normal`` mode.
 ``sheets``
     The rows of ``normal`` mode, for Excel only: its writer puts the document columns on a
     ``Documents`` sheet and the flattened items of each array field on a sheet of their own,
@@ -167,8 +168,9 @@ def build_layout(
     Raises
     ------
     ExportError
-        Unknown mode, or multi-row mode without a valid ``array_field`` (when the schema has
-        exactly one array field it is chosen by default).
+        Unknown mode, or multi-row mode with an ``array_field`` that is not an array field, or
+        without one when the schema has several (with exactly one it is chosen by default; with
+        none every document is one row).
     """
     if mode not in MODES:
         raise ExportError(f"unknown export mode {mode!r}; use one of {', '.join(MODES)}")
@@ -177,11 +179,15 @@ def build_layout(
     if mode == "multi-row":
         if array_field is None and len(arrays) == 1:
             array_field = arrays[0]
-        if array_field not in arrays:
+        if array_field is None and len(arrays) > 1:
+            raise ExportError(
+                f"multi-row mode expands one array field and this schema has several: choose "
+                f"one with array_field= ({', '.join(arrays)})"
+            )
+        if array_field is not None and array_field not in arrays:
             choices = ", ".join(arrays) or "none in this schema"
             raise ExportError(
-                f"multi-row mode needs array_field= naming an array field ({choices}); "
-                f"got {array_field!r}"
+                f"array_field= must name an array field ({choices}); got {array_field!r}"
             )
     else:
         array_field = None
