@@ -12,6 +12,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from batchnb.cli.group import batch_options, domain_errors, main, read_json
+from batchnb.cli.output import STDOUT, check_output, export_target
+from batchnb.formats import FORMATS
 from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
 from batchnb.services.exports import SUFFIXES, export
 from batchnb.services.health import live_workers
@@ -53,47 +55,97 @@ def _report_refused(batch: Batch) -> None:
         click.echo(f"refused {refusal.file_name}: {refusal.reason}", err=True)
 
 
-@main.command()
+EXIT_INCOMPLETE = 3
+"""``batchnb run``: every document is final, but some failed or were cancelled."""
+EXIT_NOT_FINISHED = 4
+"""``batchnb run``: it stopped waiting (``--timeout``); the rest of the batch stays queued."""
+EXIT_INTERRUPTED = 130
+"""``batchnb run``: interrupted (Ctrl-C); the rest of the batch stays queued."""
+
+
+@main.command(
+    epilog="Exit status: 0 when every document completed; 3 when some failed or were "
+    "cancelled; 4 when --timeout ran out and 130 on Ctrl-C (the rest of the batch stays "
+    "queued: `batchnb worker` finishes it); 1 for an error, 2 for a wrong option."
+)
 @batch_options
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the results to a file: .json, .jsonl, .csv, .xlsx or .parquet.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Also write the results to a file: .json, .jsonl, .csv, .xlsx or .parquet; `-` prints "
+    "them (with --format).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Default: from --output's suffix."
 )
 @click.option("--timeout", type=float, default=None, help="Give up waiting after SECONDS.")
 @domain_errors
-def run(output: Path | None, timeout: float | None, **batch: Any) -> None:
+def run(output: Path | None, fmt: str | None, timeout: float | None, **batch: Any) -> None:
     """Submit a batch, process it and print the results table.
 
     A worker runs inside this command unless a `batchnb worker` is already running.
     """
-    if output is not None and output.suffix.lower() not in SUFFIXES:
-        raise click.BadParameter(
-            f"name the file after its format: {', '.join(sorted(SUFFIXES))}",
-            param_hint="--output",
-        )
+    check_output(output, fmt, SUFFIXES)
     workspace = open_workspace()
     worker = None
     if not live_workers(workspace):
         worker = make_worker(workspace, in_process=True)
         worker.start()
+    submitted: Batch | None = None
+    stopped_early: int | None = None
     try:
         submitted = _submit(workspace, **batch)
         _report_refused(submitted)
         _wait_with_bar(submitted, timeout)
+    except TimeoutError:
+        stopped_early = EXIT_NOT_FINISHED
+    except KeyboardInterrupt:
+        stopped_early = EXIT_INTERRUPTED
     finally:
         if worker is not None:
+            # Running documents finish or go back to the queue; none fails for the stop.
             worker.stop()
-    results = submitted.results()
-    _print_table(results)
+    assert submitted is not None  # _submit raised otherwise, and nothing is left to report
+    if stopped_early is not None:
+        _report_unfinished(submitted, worker is not None, stopped_early)
+        sys.exit(stopped_early)
+    _print_table(submitted.results())
     if output is not None:
-        written = export(submitted.id, path=output, include_failed=True, workspace=workspace).info()
-        click.echo(f"wrote {written.row_count} rows to {output}", err=True)
+        with export_target(output, fmt, workspace.settings.temp_dir) as target:
+            written = export(
+                submitted.id, fmt, path=target, include_failed=True, workspace=workspace
+            ).info()
+        where = "standard output" if output == STDOUT else output
+        click.echo(f"wrote {written.row_count} rows to {where}", err=True)
     progress = submitted.progress()
     click.echo(
         f"batch {submitted.id}: {progress.completed} completed, {progress.failed} failed, "
         f"{progress.cancelled} cancelled",
+        err=True,
+    )
+    if progress.failed or progress.cancelled:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _report_unfinished(batch: Batch, own_worker: bool, code: int) -> None:
+    """Say what state the batch was left in, and what to run next."""
+    progress = batch.progress(cached=False)
+    why = "interrupted" if code == EXIT_INTERRUPTED else "stopped waiting (--timeout)"
+    left = progress.pending + progress.processing
+    click.echo(
+        f"\n{why}: batch {batch.id} has {progress.done} of {progress.total} documents done "
+        f"({progress.completed} completed, {progress.failed} failed) and {left} still queued.",
+        err=True,
+    )
+    finish = (
+        "start `batchnb worker` to finish it"
+        if own_worker
+        else "the running `batchnb worker` goes on with it"
+    )
+    click.echo(
+        f"Its documents stay queued: {finish}; `batchnb status {batch.id}` shows where it is, "
+        f"`batchnb cancel {batch.id}` stops it.",
         err=True,
     )
 

@@ -10,9 +10,10 @@ import click
 from tqdm import tqdm
 
 from batchnb.cli.group import domain_errors, main
+from batchnb.cli.output import STDOUT, check_output, export_target
 from batchnb.formats import FORMATS
 from batchnb.jobs.export_records import Selection
-from batchnb.services.exports import export, list_exports
+from batchnb.services.exports import SUFFIXES, export, list_exports
 from batchnb.services.workspace import open_workspace
 
 
@@ -36,8 +37,9 @@ from batchnb.services.workspace import open_workspace
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write. Default: the workspace's exports/ folder (removed when it expires).",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="File to write; `-` prints it (with --format). Default: the workspace's exports/ "
+    "folder (removed when it expires).",
 )
 @click.option("--background", is_flag=True, help="Queue it for a worker and print its id instead.")
 @domain_errors
@@ -57,6 +59,9 @@ def export_command(
         raise click.UsageError("give at least one batch id or --document id")
     if output is None and fmt is None:
         raise click.UsageError("give --format or an --output file name ending in the format")
+    if output == STDOUT and background:
+        raise click.UsageError("--background writes a file for later: name it with --output")
+    check_output(output, fmt, SUFFIXES)
     workspace = open_workspace()
     # The bar shows only for exports that take a while (not for refusals or small files).
     with tqdm(unit="doc", file=sys.stderr, desc="export", disable=background, delay=0.5) as bar:
@@ -65,23 +70,27 @@ def export_command(
             bar.total = total
             bar.update(done - bar.n)
 
-        handle = export(
-            Selection(batch_ids=batch_ids, document_ids=document_ids),
-            fmt,
-            mode,  # type: ignore[arg-type]
-            output,
-            array_field=array_field,
-            include_failed=include_failed,
-            include_confidence=confidence,
-            background=background,
-            workspace=workspace,
-            on_progress=update,
-        )
+        with export_target(output, fmt, workspace.settings.temp_dir) as target:
+            handle = export(
+                Selection(batch_ids=batch_ids, document_ids=document_ids),
+                fmt,
+                mode,  # type: ignore[arg-type]
+                target,
+                array_field=array_field,
+                include_failed=include_failed,
+                include_confidence=confidence,
+                background=background,
+                workspace=workspace,
+                on_progress=update,
+            )
+            row = handle.info()
     if background:
         click.echo(f"queued export {handle.id}; `batchnb exports` shows it", err=True)
         click.echo(handle.id)
         return
-    row = handle.info()
+    if output == STDOUT:
+        click.echo(f"wrote {row.row_count} rows from {row.documents_done} documents", err=True)
+        return
     click.echo(
         f"wrote {row.row_count} rows from {row.documents_done} documents to {row.location}",
         err=True,

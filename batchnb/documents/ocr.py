@@ -112,6 +112,7 @@ class TesseractEngine:
         # Tesseract's OpenMP threads fight each other: 15-26 s a page instead of 2-3 s. The
         # subprocess inherits this; a value the user set on purpose is kept.
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+        _detach_from_terminal_signals(self._pytesseract)
         self.language = language
         self.psm = psm
         self.min_words = min_words
@@ -294,6 +295,26 @@ def _import_pillow() -> tuple[Any, Any]:
     except ModuleNotFoundError:
         raise MissingDependencyError("Pillow", "ocr", "reading images") from None
     return Image, ImageOps
+
+
+def _detach_from_terminal_signals(pytesseract: Any) -> None:
+    """Start tesseract in a session of its own, out of reach of the terminal's Ctrl-C.
+
+    Ctrl-C signals the whole foreground process group: tesseract would die mid-page and the
+    document fail with a cryptic message, while batchnb itself stops gracefully and puts the
+    document back in the queue. pytesseract builds its ``Popen`` arguments in
+    ``subprocess_args()``, the one place to add ``start_new_session``; done once per process.
+    """
+    module = pytesseract.pytesseract
+    original = module.subprocess_args
+    if os.name != "posix" or getattr(original, "batchnb_detached", False):
+        return
+
+    def subprocess_args(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**original(*args, **kwargs), "start_new_session": True}
+
+    subprocess_args.batchnb_detached = True  # type: ignore[attr-defined]
+    module.subprocess_args = subprocess_args
 
 
 def _import_pytesseract() -> Any:

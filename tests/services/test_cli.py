@@ -156,7 +156,7 @@ def test_no_cache_extracts_again(home: Path) -> None:
 def test_status_lists_failures_with_their_kind_and_traceback(home: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage without xref")
-    assert invoke("run", str(broken), "--prompt", PROMPT).exit_code == 0
+    assert invoke("run", str(broken), "--prompt", PROMPT).exit_code == 3  # a document failed
     listed = invoke("status", "--failures")
     assert "failed broken.pdf [corrupt]: not a readable PDF" in listed.stdout
     payload = json.loads(invoke("status", "--failures", "--traceback", "--json").stdout)
