@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,14 +22,37 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def domain_errors(func: F) -> F:
+    """Turn a batchnb error into a one-line message naming this command's options."""
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except BatchnbError as exc:
-            raise click.ClickException(str(exc)) from None
+            context = click.get_current_context(silent=True)
+            message = str(exc) if context is None else in_option_words(str(exc), context.command)
+            raise click.ClickException(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def in_option_words(message: str, command: click.Command) -> str:
+    """``message`` with the Python parameters it names written as the command's options.
+
+    The services word their errors for Python (``array_field=``, ``strategy='auto'``); on the
+    command line the same advice reads ``--array-field``, ``--strategy auto``. Parameters the
+    command has no option for are left as they are.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        flag = max(param.opts, key=len)
+        if not flag.startswith("--"):
+            continue
+        for name in {param.name, flag[2:].replace("-", "_")} - {None}:
+            message = re.sub(rf"\b{name}=(['\"])([^'\"]*)\1", rf"{flag} \2", message)
+            message = re.sub(rf"\b{name}=", flag, message)
+    return message
 
 
 def read_json(path: Path | None) -> Any:

@@ -193,7 +193,7 @@ def _strategy_options(
         )
     if strategy == "global" and prompt is None and schema is None:
         raise SchemaError(
-            "give a prompt or a schema, e.g. submit(files, 'invoice number, date, total'), "
+            "give a prompt (e.g. 'invoice number, date, total') or a schema, "
             "or use strategy='auto' to pick one per document type"
         )
     return strategy, options

@@ -53,7 +53,9 @@ def test_exit_code_is_zero_only_when_every_document_completed(home: Path, tmp_pa
     assert good.exit_code == 0
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(BROKEN)
-    mixed = invoke("run", str(broken), str(SAMPLES / "ridgeback-bicycle-invoice.html"), "--prompt", PROMPT)
+    mixed = invoke(
+        "run", str(broken), str(SAMPLES / "ridgeback-bicycle-invoice.html"), "--prompt", PROMPT
+    )
     assert mixed.exit_code == EXIT_INCOMPLETE
     assert "1 completed, 1 failed" in mixed.stderr
     assert "Exit status" in invoke("run", "--help").stdout
