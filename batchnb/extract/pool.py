@@ -78,7 +78,7 @@ class ExtractorPool:
 
         Builds nothing: submitting a batch checks the name without loading a model.
         """
-        self.registry.check(name, self.settings.plugins)
+        self.registry.check(name, self.settings)
 
     def names(self) -> tuple[str, ...]:
         """Names of the extractors these settings can use, sorted."""

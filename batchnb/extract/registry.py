@@ -179,9 +179,24 @@ class ExtractorRegistry:
             )
         return extractor
 
-    def check(self, name: str, modules: Iterable[str] = ()) -> None:
-        """Raise :class:`UnknownExtractorError` unless ``name`` is available; builds nothing."""
-        self._find(name, tuple(modules))
+    def check(self, name: str, settings: Settings) -> None:
+        """Raise unless ``name`` can work with ``settings``; builds nothing.
+
+        The name must be known to these settings' plugins, and the extractor class's optional
+        ``check_settings(settings)`` (a classmethod or staticmethod) must pass: it finds a
+        missing key, server or model before any document is queued.
+
+        Raises
+        ------
+        UnknownExtractorError
+            The name is unknown.
+        ConfigurationError
+            ``check_settings`` found the settings unusable; its message says what to set.
+        """
+        entry = self._find(name, settings.plugins)
+        check = _class_attribute(entry.factory, "check_settings")
+        if callable(check):
+            check(settings)
 
     def names(self, modules: Iterable[str] = ()) -> tuple[str, ...]:
         """Names available with these plugin modules, sorted."""
@@ -383,17 +398,22 @@ def _module_register(module: str) -> Any:
     return register
 
 
-def _attribute(factory: ExtractorFactory, attribute: str) -> str | None:
-    """A string class attribute of what the factory builds, read without building it.
+def _class_attribute(factory: ExtractorFactory, attribute: str) -> Any:
+    """An attribute of the class the factory builds, read without building it.
 
     The factory itself (a class), or the class a bound classmethod belongs to
     (``MyExtractor.from_settings``); ``None`` for other callables.
     """
     for target in (factory, getattr(factory, "__self__", None)):
-        value = getattr(target, attribute, None) if inspect.isclass(target) else None
-        if isinstance(value, str) and value:
-            return value
+        if inspect.isclass(target) and getattr(target, attribute, None) is not None:
+            return getattr(target, attribute)
     return None
+
+
+def _attribute(factory: ExtractorFactory, attribute: str) -> str | None:
+    """A non-empty string class attribute of what the factory builds (``version``, ``needs``)."""
+    value = _class_attribute(factory, attribute)
+    return value if isinstance(value, str) and value else None
 
 
 def _describe(factory: ExtractorFactory) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batchnb.cli import main
+from batchnb.config import Settings
+from batchnb.errors import ConfigurationError
 from tests.conftest import SAMPLES
 
 TWO_ARRAYS = {
@@ -53,3 +56,24 @@ def test_submit_errors_name_the_submit_options(tmp_path: Path) -> None:
         result.stderr
     )
     assert "strategy='" not in result.stderr and "schema=" not in result.stderr
+
+
+def test_an_extractor_that_cannot_work_is_refused_at_submit(home: Path) -> None:
+    # The default base URL is OpenAI's, and no key is set: every document would fail.
+    result = invoke("run", str(SAMPLES), "--prompt", "total", "--extractor", "openai")
+    assert result.exit_code == 1
+    assert "needs an API key for api.openai.com" in result.stderr
+    assert "BATCHNB_OPENAI_API_KEY" in result.stderr
+    assert not (home / "files").exists() or not any((home / "files").rglob("*.*"))
+
+
+def test_the_check_knows_a_local_server_needs_no_key(settings: Settings) -> None:
+    from batchnb.extract import ExtractorPool
+
+    local = dataclasses.replace(settings, openai_base_url="http://127.0.0.1:9/v1")
+    ExtractorPool(local).check("openai")  # no key, no error: local servers take none
+    with pytest.raises(ConfigurationError, match="needs an API key"):
+        ExtractorPool(settings).check("openai")
+    no_model = dataclasses.replace(local, openai_model="")
+    with pytest.raises(ConfigurationError, match="BATCHNB_OPENAI_MODEL"):
+        ExtractorPool(no_model).check("openai")

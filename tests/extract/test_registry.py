@@ -95,7 +95,7 @@ def test_failing_plugin_disables_only_its_own_names(
             UnknownExtractorError,
             match=r"Plugins that failed to load: entry point broken = .*ModuleNotFoundError",
         ):
-            registry.check("broken")
+            registry.check("broken", settings)
         broken = [row for row in registry.describe() if row.broken]
     assert [(row.name, row.origin) for row in broken] == [
         ("broken", "entry point batchnb_no_such_module:register")
@@ -226,13 +226,13 @@ def test_plugin_modules_named_later_are_picked_up(plugin_module: str, tmp_path: 
 
 
 def test_a_modules_names_are_seen_only_by_settings_naming_it(
-    plugin_module: str, tmp_path: Path
+    plugin_module: str, tmp_path: Path, settings: Settings
 ) -> None:
     registry = ExtractorRegistry(GROUP)
     assert registry.names([plugin_module]) == ("echo",)
     assert registry.names() == ()
     with pytest.raises(UnknownExtractorError, match=rf"comes from plugin module {plugin_module}"):
-        registry.check("echo")
+        registry.check("echo", settings)
     rows = registry.describe([plugin_module])
     assert [(row.name, row.origin) for row in rows] == [
         ("echo", f"module {plugin_module} (BATCHNB_PLUGINS)")

@@ -15,14 +15,15 @@ from the settings it is built from; it is never logged, stored or put in an erro
 
 from __future__ import annotations
 
+import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batchnb.config import Settings
 from batchnb.documents.parsed import ParsedDocument
-from batchnb.errors import ConfigurationError, ExtractorError
+from batchnb.errors import ConfigurationError, ExtractorError, MissingDependencyError
 from batchnb.extract.base import ExtractionResult
 from batchnb.extract.llm.client import OPENAI_BASE_URL, ChatClient
 from batchnb.extract.llm.prompt import (
@@ -127,12 +128,7 @@ class OpenAICompatibleExtractor:
             A setting is invalid, or an option is unknown.
         """
         options: dict[str, Any] = settings.options_for(cls.name)
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ConfigurationError(
-                f"BATCHNB_EXTRACTOR_OPTIONS for openai: unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(_OPTIONS)}"
-            )
+        cls.check_options(options)
         return cls(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
@@ -141,6 +137,41 @@ class OpenAICompatibleExtractor:
             concurrency=settings.openai_concurrency,
             **options,
         )
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> None:
+        """Refuse settings that cannot work, at submit rather than at the first document.
+
+        Raises
+        ------
+        ConfigurationError
+            No API key for api.openai.com, no model, a base URL that is not http(s), an
+            unknown option, or httpx missing; the message says what to set or install.
+        """
+        cls.check_options(settings.options_for(cls.name))
+        if urlsplit(settings.openai_base_url).scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"BATCHNB_OPENAI_BASE_URL must be an http(s) URL such as {OPENAI_BASE_URL} or "
+                f"http://localhost:11434/v1, got {settings.openai_base_url!r}"
+            )
+        if not settings.openai_model:
+            raise ConfigurationError("set BATCHNB_OPENAI_MODEL to the model the server serves")
+        if not settings.openai_api_key and _is_openai(settings.openai_base_url):
+            raise ConfigurationError(
+                f"the openai extractor needs an API key for api.openai.com: {_MISSING_KEY}"
+            )
+        if importlib.util.find_spec("httpx") is None:
+            raise MissingDependencyError("httpx", "llm", "the openai extractor")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse ``extractor_options["openai"]`` keys this extractor does not take."""
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"BATCHNB_EXTRACTOR_OPTIONS for openai: unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(_OPTIONS)}"
+            )
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
         """Ask the model for the schema's fields, then type and ground each value.
@@ -153,7 +184,7 @@ class OpenAICompatibleExtractor:
             The server refused the request, kept failing, or the model's reply stayed invalid
             after one repair request.
         """
-        if self._needs_key and urlsplit(self.base_url).hostname == "api.openai.com":
+        if self._needs_key and _is_openai(self.base_url):
             raise ConfigurationError(_MISSING_KEY)
         messages = build_messages(document, schema, self.max_input_chars)
         answer_format = response_format(schema)
@@ -185,3 +216,8 @@ def register(register_extractor: RegisterExtractor) -> None:
     extractor talks to the server its settings name.
     """
     register_extractor(OpenAICompatibleExtractor.name, OpenAICompatibleExtractor.from_settings)
+
+
+def _is_openai(base_url: str) -> bool:
+    """Whether the URL is OpenAI's own API (which needs a key; local servers do not)."""
+    return urlsplit(base_url).hostname == "api.openai.com"
