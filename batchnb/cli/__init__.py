@@ -5,6 +5,7 @@ Commands live in one module per subject and register themselves on :data:`main` 
 
 from batchnb.cli import analytics, batches, exports, manage, system
 from batchnb.cli import extractors as extractors
+from batchnb.cli import schema as schema
 from batchnb.cli.group import main
 
 __all__ = ["analytics", "batches", "exports", "main", "manage", "system"]

@@ -70,6 +70,8 @@ def main(verbose: int) -> None:
     """Batch document extraction: submit files with a prompt, get typed results back."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Huey's own lines (task ids, executions) help only when debugging the transport.
+    logging.getLogger("huey").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 def batch_options(func: F) -> F:

@@ -20,6 +20,7 @@ from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
+from batchnb.documents.pdf_tables import _is_header as reads_like_header
 from batchnb.documents.text import PARSER_VERSION
 from batchnb.errors import DocumentError
 
@@ -143,13 +144,12 @@ def _body(blocks: Iterator[Paragraph | DocxTable]) -> tuple[list[str], list[Tabl
             rows = tuple(_table_rows(block))
             if not any(any(cells) for cells in rows):
                 continue
-            header = rows[0] if _has_header_row(block) else None
-            table = Table(rows=rows[1:] if header is not None else rows, header=header)
+            table = Table.of(rows, header=_has_header_row(block, rows))
             text = table.text
         if parts:
             offset += 1  # the newline joining this block to the previous one
         if table is not None:
-            tables.append(Table(table.rows, table.header, offset, offset + len(text)))
+            tables.append(table.at(offset))
         parts.append(text)
         offset += len(text)
     return parts, tables
@@ -174,12 +174,15 @@ def _table_rows(table: DocxTable) -> Iterator[tuple[str, ...]]:
         yield tuple(cells)
 
 
-def _has_header_row(table: DocxTable) -> bool:
-    """Whether the first row is marked "repeat as header row" (``w:tblHeader``) in Word."""
-    rows = table.rows
+def _has_header_row(table: DocxTable, rows: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether the first row is the header: marked "repeat as header row" (``w:tblHeader``)
+    in Word, or reading like an item table's header ("Description | Qty | Price") by the PDF
+    table reader's own test, since few documents set the flag."""
     if len(rows) < 2:
         return False
-    trPr = rows[0]._tr.trPr
+    if reads_like_header(rows[0]):
+        return True
+    trPr = table.rows[0]._tr.trPr
     if trPr is None:
         return False
     marks = trPr.xpath("./w:tblHeader")

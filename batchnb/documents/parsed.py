@@ -6,7 +6,8 @@ This is the contract between parsers and extractors. The extraction engine issue
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class Table:
         """The table as it appears in the page text: tab-separated cells, one line per row."""
         lines = ((self.header,) if self.header is not None else ()) + self.rows
         return "\n".join("\t".join(cells) for cells in lines)
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, ...]], *, header: bool) -> Table:
+        """A table of ``rows``; ``header``: the first row is the header (the rest are rows)."""
+        if header and rows:
+            return cls(rows=tuple(rows[1:]), header=rows[0])
+        return cls(rows=tuple(rows))
+
+    def at(self, start: int) -> Table:
+        """This table placed at ``start`` of its page's text (``end`` follows from its text)."""
+        return replace(self, start=start, end=start + len(self.text))
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,16 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
+from itertools import accumulate
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pypdfium2
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
+from batchnb.documents.pdf_tables import _is_header
 from batchnb.documents.text import (
     PARSER_VERSION,
     PDF_TABLES_VERSION,
@@ -90,11 +92,10 @@ def _with_pdf_tables(data: bytes, document: ParsedDocument) -> ParsedDocument:
         page = pages[number - 1]
         text, placed = page.text, list(page.tables)
         for rows in tables:
-            table = Table(rows=tuple(tuple(row) for row in rows[1:]), header=tuple(rows[0]))
+            table = Table.of([tuple(row) for row in rows], header=True)
             text = f"{text}\n\n" if text else text
-            start = len(text)
+            placed.append(table.at(len(text)))
             text += table.text
-            placed.append(replace(table, start=start, end=len(text)))
         pages[number - 1] = replace(page, text=text, tables=tuple(placed))
     return replace(document, pages=tuple(pages), parser=f"{document.parser}+{PDF_TABLES_VERSION}")
 
@@ -280,16 +281,83 @@ def _parse_html(data: bytes) -> ParsedDocument:
     extractor = _HtmlText()
     extractor.feed(source)
     extractor.close()
-    text = extractor.text()
+    text, tables = extractor.text_and_tables()
     if not text:
         raise DocumentError("the HTML page has no visible text", kind="empty")
     return ParsedDocument(
-        pages=(Page(1, text),), parser=PARSER_VERSION["html"], metadata={"encoding": encoding}
+        pages=(Page(1, text, tables),),
+        parser=PARSER_VERSION["html"],
+        metadata={"encoding": encoding, "tables": str(len(tables))},
     )
 
 
+class _HtmlTable:
+    """A ``<table>`` being read: its rows of cell texts, and the text outside its cells.
+
+    A table holding another table lays out the page rather than listing data: it stays
+    text, line by line, and only the tables inside it are recorded.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...]] = []
+        self.loose: list[str] = []  # a caption, stray text between rows
+        self.layout = False
+        self.header_cells = False  # the first row is all <th>
+        self._row: list[str] | None = None
+        self._row_th = True
+        self._cell: list[str] | None = None
+
+    def data(self, text: str) -> None:
+        (self._cell if self._cell is not None else self.loose).append(text)
+
+    def open_cell(self, tag: str) -> None:
+        if self._row is None:
+            self.open_row()
+        self.close_cell()
+        self._cell = []
+        self._row_th = self._row_th and tag == "th"
+
+    def close_cell(self) -> None:
+        if self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+        self._cell = None
+
+    def open_row(self) -> None:
+        self.close_row()
+        self._row, self._row_th = [], True
+
+    def close_row(self) -> None:
+        self.close_cell()
+        if self._row is not None and any(self._row):
+            if not self.rows:
+                self.header_cells = self._row_th
+            self.rows.append(tuple(self._row))
+        self._row = None
+
+    def as_table(self) -> Table | None:
+        """The data table, its header being a first row of ``<th>`` or one that reads like an
+        item table's header; ``None`` for a layout table or one without text."""
+        self.close_row()
+        if self.layout or not self.rows:
+            return None
+        rows = self.rows
+        return Table.of(rows, header=len(rows) > 1 and (self.header_cells or _is_header(rows[0])))
+
+
+@dataclass(frozen=True)
+class _TableMark:
+    """Where a table opens or closes among the collected text parts."""
+
+    table: _HtmlTable
+    end: bool
+
+
 class _HtmlText(HTMLParser):
-    """Visible text of an HTML page: block elements on their own lines, scripts dropped."""
+    """Visible text of an HTML page: block elements on their own lines, scripts dropped.
+
+    Data tables are written like Word tables (cells tab-separated, one line per row) and
+    recorded with their offsets, as the :class:`Table` contract asks.
+    """
 
     _SKIP = frozenset({"script", "style", "template"})
     _BLOCK = frozenset(
@@ -305,44 +373,91 @@ class _HtmlText(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self._parts: list[str] = []
+        self._parts: list[str | _TableMark] = []
+        self._tables: list[_HtmlTable] = []  # the open tables, innermost last
         self._skipping = 0
         self._preformatted = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
             self._skipping += 1
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-        elif tag in self._CELL:
-            self._parts.append(" ")
+        elif tag == "table":
+            for outer in self._tables:
+                outer.layout = True
+            self._tables.append(_HtmlTable())
+            self._parts.append(_TableMark(self._tables[-1], end=False))
+        elif self._tables and tag == "tr":
+            self._tables[-1].open_row()
+        elif self._tables and tag in self._CELL:
+            self._tables[-1].open_cell(tag)
+        self._break(tag)
         if tag == "pre":
             self._preformatted += 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._BLOCK:
-            self._parts.append("\n")
+            self._append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP:
             self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-        elif tag in self._CELL:
-            self._parts.append(" ")
+        elif tag == "table" and self._tables:
+            self._parts.append(_TableMark(self._tables.pop(), end=True))
+        elif self._tables and tag == "tr":
+            self._tables[-1].close_row()
+        elif self._tables and tag in self._CELL:
+            self._tables[-1].close_cell()
+        self._break(tag)
         if tag == "pre":
             self._preformatted = max(0, self._preformatted - 1)
+
+    def _break(self, tag: str) -> None:
+        if tag in self._SKIP:
+            return
+        if tag in self._BLOCK:
+            self._append("\n")
+        elif tag in self._CELL:
+            self._append(" ")
+
+    def _append(self, text: str) -> None:
+        self._parts.append(text)
+        if self._tables:
+            # Inside a cell a line break is a space: a row stays on one line.
+            self._tables[-1].data(" " if text == "\n" else text)
 
     def handle_data(self, data: str) -> None:
         if self._skipping:
             return
         # Outside <pre>, a newline in the source is just a space.
-        self._parts.append(data if self._preformatted else re.sub(r"\s", " ", data))
+        self._append(data if self._preformatted else re.sub(r"\s", " ", data))
 
-    def text(self) -> str:
-        """The collected text: one line per block, spaces collapsed, blank lines dropped."""
-        lines = (self._SPACES.sub(" ", line).strip() for line in "".join(self._parts).split("\n"))
-        return "\n".join(line for line in lines if line)
+    def text_and_tables(self) -> tuple[str, tuple[Table, ...]]:
+        """The page text (one line per block, spaces collapsed, blank lines dropped) and the
+        data tables placed in it."""
+        for open_table in self._tables:
+            open_table.close_row()
+        lines: list[str] = []
+        placed: list[tuple[int, Table]] = []
+        texts: list[str] = []
+        inside: _HtmlTable | None = None  # the data table whose parts are being skipped
+        for part in self._parts:
+            if inside is not None:
+                inside = None if isinstance(part, _TableMark) and part.table is inside else inside
+            elif isinstance(part, str):
+                texts.append(part)
+            elif not part.end and (table := part.table.as_table()) is not None:
+                lines += self._lines(texts) + self._lines(part.table.loose)
+                texts = []
+                placed.append((len(lines), table))
+                lines.append(table.text)
+                inside = part.table
+        lines += self._lines(texts)
+        offsets = list(accumulate((len(line) + 1 for line in lines), initial=0))
+        return "\n".join(lines), tuple(table.at(offsets[index]) for index, table in placed)
+
+    def _lines(self, parts: list[str]) -> list[str]:
+        lines = (self._SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n"))
+        return [line for line in lines if line]
 
 
 _PARSERS: Mapping[str, Callable[[bytes], ParsedDocument]] = MappingProxyType(

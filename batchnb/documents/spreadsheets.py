@@ -151,8 +151,7 @@ def _table(rows: list[tuple[str, ...]], start: int) -> Table | None:
     kept = rows[first : last + 1]
     width = max(len(cells) for cells in kept)
     padded = [cells + ("",) * (width - len(cells)) for cells in kept]
-    table = Table(rows=tuple(padded[1:]), header=padded[0])
-    return Table(table.rows, table.header, start, start + len(table.text))
+    return Table.of(padded, header=True).at(start)
 
 
 def _sheet_page(number: int, title: str, rows: list[tuple[str, ...]]) -> Page:

@@ -2,9 +2,13 @@
 
 A prompt in plain words ("invoice number, date, total") becomes a :class:`Schema` of
 :class:`Field` rows, each with a snake_case name, the label as the user wrote it, and a type
-inferred from its words. A schema can also be given as a dict: ``{"fields": [...]}`` or a
-JSON-Schema-like ``{"properties": {...}}``. The schema hash is part of the result cache key, so it
-is computed from a canonical JSON form that does not depend on dict order.
+inferred from its words. A parenthesis with several items makes an array of rows ("line items
+(description, quantity)"); a label naming a well-known list ("line items", "products",
+"transactions", see :data:`DEFAULT_ARRAYS`) makes one with default columns, because a user who
+asks for "line items" means the rows, never one text. A schema can also be given as a dict:
+``{"fields": [...]}`` or a JSON-Schema-like ``{"properties": {...}}``. The schema hash is part
+of the result cache key, so it is computed from a canonical JSON form that does not depend on
+dict order.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
 from batchnb.errors import SchemaError
+from batchnb.extract.words import fold, words_of
 
 FieldType = Literal["string", "number", "money", "date", "boolean", "array"]
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
@@ -51,6 +57,33 @@ _MONEY_WORDS = frozenset(
     {"total", "amount", "price", "subtotal", "tax", "balance", "cost", "fee", "fees", "charge"}
     | {"charges", "vat", "gst", "discount", "sum", "net", "gross", "payable"}
 )
+
+ITEM_COLUMNS: tuple[str, ...] = ("description", "quantity", "unit price", "amount")
+"""Columns of a list of goods or services: what item tables print, and what
+:mod:`batchnb.extract.tables` reads from their headers in four languages."""
+TRANSACTION_COLUMNS: tuple[str, ...] = ("date", "description", "amount", "balance")
+"""Columns of a list of bookings (a bank statement, a ledger)."""
+
+# Labels are compared as folded words ("Opérations" is "operations"); German, French and Dutch
+# names are here because the offline extractor reads documents in those languages too.
+_ITEM_LISTS = (
+    "line items", "items", "item list", "list of items", "invoice items", "order items",
+    "invoice lines", "order lines", "lines", "products", "positions", "articles", "goods",
+    "services", "positionen", "rechnungspositionen", "artikel", "posten", "leistungen",
+    "produkte", "lignes", "lignes de facture", "produits", "prestations", "regels",
+    "factuurregels", "artikelen", "producten", "diensten",
+)  # fmt: skip
+_TRANSACTION_LISTS = (
+    "transactions", "account transactions", "bank transactions", "entries", "bookings",
+    "movements", "buchungen", "umsatze", "kontobewegungen", "transaktionen", "operations",
+    "mouvements", "ecritures", "transacties", "boekingen", "mutaties",
+)  # fmt: skip
+DEFAULT_ARRAYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {label: ITEM_COLUMNS for label in _ITEM_LISTS}
+    | {label: TRANSACTION_COLUMNS for label in _TRANSACTION_LISTS}
+)
+"""Labels (folded lowercase words) that make an array field without a parenthesis, and the
+labels of the columns it gets. A parenthesis with several items still decides the columns."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,11 @@ class Schema:
 
 
 def to_field_name(label: str) -> str:
-    """snake_case identifier for a label: ``"Invoice #"`` → ``"invoice_number"``."""
-    text = label.replace("#", " number ").replace("%", " percent ")
+    """snake_case identifier for a label: ``"Invoice #"`` → ``"invoice_number"``.
+
+    Accents are dropped ("Umsätze" → ``umsatze``, not ``ums_tze``).
+    """
+    text = fold(label).replace("ß", "ss").replace("#", " number ").replace("%", " percent ")
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text).lower()
     name = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
     if name and name[0].isdigit():
@@ -179,6 +215,15 @@ def infer_type(label: str) -> FieldType:
     return "string"
 
 
+def default_columns(label: str) -> tuple[str, ...] | None:
+    """The columns an array labelled ``label`` gets when none are listed, or ``None``.
+
+    ``"Line items"`` → description, quantity, unit price, amount; ``"transactions"`` → date,
+    description, amount, balance; ``"invoice number"`` → ``None`` (not a list).
+    """
+    return DEFAULT_ARRAYS.get(" ".join(words_of(label)))
+
+
 @functools.lru_cache(maxsize=1024)
 def _schema_hash(schema: Schema) -> str:
     # Schemas are immutable and every document of a batch hashes the same one.
@@ -194,7 +239,8 @@ def schema_from_prompt(prompt: str) -> Schema:
     address and total."`` or ``"invoice number; due date and total amount"``. Items split on
     commas, semicolons, newlines and "and"; a parenthesis with several items makes an array
     (``"line items (description, quantity, unit price)"``), one with a single phrase becomes the
-    field's description (``"issuer (vendor name)"``).
+    field's description (``"issuer (vendor name)"``). A label of :data:`DEFAULT_ARRAYS`
+    ("line items", "transactions") without such a list is an array with default columns.
 
     Raises
     ------
@@ -302,7 +348,8 @@ def _clean_item(item: str) -> str:
     return " ".join(words).strip(" .:")
 
 
-def _fields_from_items(items: Iterable[str]) -> list[Field]:
+def _fields_from_items(items: Iterable[str], *, in_array: bool = False) -> list[Field]:
+    """Fields from prompt items; ``in_array``: they are columns, which cannot be arrays."""
     fields = []
     for item in items:
         match = re.match(r"^(?P<head>[^()]*?)\s*\((?P<inner>.*)\)\s*$", item.strip())
@@ -311,23 +358,33 @@ def _fields_from_items(items: Iterable[str]) -> list[Field]:
         name = to_field_name(label.rstrip("?"))
         if not name:
             continue
-        if match is None:
-            fields.append(Field(name, label, infer_type(label)))
-            continue
-        inner = [_clean_item(sub) for sub in _split_items(match.group("inner"))]
-        inner = [sub for sub in inner if to_field_name(sub)]
+        inner: list[str] = []
+        if match is not None:
+            inner = [_clean_item(sub) for sub in _split_items(match.group("inner"))]
+            inner = [sub for sub in inner if to_field_name(sub)]
         if len(inner) > 1:
-            subs = tuple(Field(to_field_name(sub), sub, infer_type(sub)) for sub in inner)
-            fields.append(Field(name, label, "array", fields=subs))
+            fields.append(Field(name, label, "array", fields=_sub_fields(inner)))
         else:
             hint = inner[0] if inner else ""
-            fields.append(Field(name, label, infer_type(label), description=hint))
+            fields.append(_unlisted(name, label, hint, in_array=in_array))
     return fields
 
 
-def _field_from_entry(entry: Any) -> Field:
+def _sub_fields(labels: Iterable[str]) -> tuple[Field, ...]:
+    return tuple(Field(to_field_name(label), label, infer_type(label)) for label in labels)
+
+
+def _unlisted(name: str, label: str, description: str, *, in_array: bool) -> Field:
+    """A field whose columns nobody listed: an array when its label names a known list."""
+    columns = None if in_array else default_columns(label)
+    if columns is None:
+        return Field(name, label, infer_type(label), description=description)
+    return Field(name, label, "array", description=description, fields=_sub_fields(columns))
+
+
+def _field_from_entry(entry: Any, *, in_array: bool = False) -> Field:
     if isinstance(entry, str):
-        fields = _fields_from_items([entry])
+        fields = _fields_from_items([entry], in_array=in_array)
         if len(fields) != 1:
             raise SchemaError(f"cannot read a field from {entry!r}; give a dict with a 'name'")
         return fields[0]
@@ -335,15 +392,12 @@ def _field_from_entry(entry: Any) -> Field:
         raise SchemaError(f"each field needs a 'name' (or 'label'), got {entry!r}")
     label = str(entry.get("label") or entry["name"])
     name = str(entry.get("name") or to_field_name(label))
+    description = str(entry.get("description") or "")
+    if not entry.get("type") and not entry.get("fields"):
+        return _unlisted(name, label, description, in_array=in_array)
     field_type = str(entry.get("type") or infer_type(label))
-    subs = tuple(_field_from_entry(sub) for sub in entry.get("fields") or ())
-    return Field(
-        name,
-        label,
-        _checked_type(field_type, name),
-        description=str(entry.get("description") or ""),
-        fields=subs,
-    )
+    subs = tuple(_field_from_entry(sub, in_array=True) for sub in entry.get("fields") or ())
+    return Field(name, label, _checked_type(field_type, name), description=description, fields=subs)
 
 
 def _field_from_property(name: str, spec: Any) -> Field:

@@ -1,11 +1,14 @@
 """Line items from tables: an array field's rows read from a page's :class:`Table`.
 
-Each sub-field of the array field is given a role (description, quantity, unit price, amount)
-from its own words; each table column gets a role from its header cell, in English, German,
-French or Dutch ("Menge", "Prix unitaire", "Omschrijving"). The table whose header covers the
-most sub-fields is read row by row; a row without a description and without any number, or a
-row that is a total line ("Subtotal", "Summe"), is not an item. The value is grounded in the
-rows' span of the page text.
+Each sub-field of the array field is given a role (description, quantity, unit price, amount,
+date, balance) from its own words; each table column gets a role from its header cell, in
+English, German, French or Dutch ("Menge", "Prix unitaire", "Omschrijving", "Saldo"). The
+header is the first row of the table that names at least two of the field's columns, whatever
+the parser marked as header: Word's "repeat as header row" flag is rarely set, and a sheet often
+opens with the seller's address above its item table. The table whose header covers the most
+sub-fields is read row by row below it; a row without a description and without any number, or
+a row that is a total line ("Subtotal", "Summe"), is not an item. The value is grounded in the
+table's span of the page text.
 
 This reader sits at the framework's root, not in the offline backend, because it is not a
 backend's guess: a parsed table is the document's own statement of its rows. The offline
@@ -24,10 +27,15 @@ from batchnb.extract.schema import Field
 from batchnb.extract.values import best_money, find_dates, find_money, find_numbers
 from batchnb.extract.words import words_of
 
-Role = Literal["description", "quantity", "unit_price", "amount"]
+Rows = tuple[tuple[str, ...], ...]
+Role = Literal["description", "quantity", "unit_price", "amount", "date", "balance"]
 
 TABLE_CONFIDENCE = 0.8
 """Rows read from a table whose header named every column asked for."""
+MIN_HEADER_COLUMNS = 2
+"""Columns of the field a row must name to be read as the table's header."""
+MAX_HEADER_ROW = 50
+"""Rows searched for the header: a sheet's preamble (seller, buyer, dates) is shorter."""
 
 # Header words per role, folded lowercase; checked in this order (a "unit price" column is
 # not the amount even though "price" might be read that way).
@@ -40,6 +48,11 @@ _HEADER_WORDS: tuple[tuple[Role, frozenset[str]], ...] = (
         {"unit", "rate", "einzelpreis", "stuckpreis", "nettopreis", "preis", "unitaire", "pu"}
         | {"prijs", "stukprijs", "eenheidsprijs", "price"}
     )),
+    ("date", frozenset(
+        {"date", "datum", "buchungstag", "buchungsdatum", "valuta", "wertstellung", "boekdatum"}
+        | {"valutadatum"}
+    )),
+    ("balance", frozenset({"balance", "saldo", "solde", "kontostand"})),
     ("amount", frozenset(
         {"amount", "total", "subtotal", "betrag", "nettobetrag", "gesamt", "gesamtpreis"}
         | {"summe", "montant", "ht", "bedrag", "totaal", "net", "nettowert", "line"}
@@ -47,36 +60,47 @@ _HEADER_WORDS: tuple[tuple[Role, frozenset[str]], ...] = (
     ("description", frozenset(
         {"description", "desc", "item", "items", "name", "product", "article", "service"}
         | {"artikel", "bezeichnung", "beschreibung", "produkt", "leistung", "artikelbezeichnung"}
-        | {"designation", "libelle", "produit", "omschrijving", "details"}
+        | {"designation", "libelle", "produit", "omschrijving", "details", "particulars"}
+        | {"transaction", "buchungstext", "verwendungszweck", "operation", "mededeling"}
     )),
 )  # fmt: skip
 _SUB_FIELD_WORDS: tuple[tuple[Role, frozenset[str]], ...] = (
+    ("date", frozenset({"date", "dated"})),
+    ("balance", frozenset({"balance"})),
     ("unit_price", frozenset({"unit", "rate", "each"})),
     ("quantity", frozenset({"quantity", "qty", "count", "units", "hours"})),
     ("amount", frozenset({"amount", "total", "subtotal", "net", "line"})),
     ("unit_price", frozenset({"price"})),
     ("description", frozenset({"description", "desc", "item", "name", "product", "service"})),
 )
-_TOTAL_ROW = frozenset({"total", "subtotal", "summe", "gesamt", "totaal", "sous", "zwischensumme"})
+_TOTAL_ROW = frozenset(
+    {"total", "subtotal", "summe", "gesamt", "totaal", "sous", "zwischensumme"}
+    # A statement's opening and closing balance lines are not bookings.
+    | {"opening", "closing", "anfangssaldo", "endsaldo", "beginsaldo", "eindsaldo", "carried"}
+    | {"brought"}
+)
+_FIGURES = frozenset({"number", "money"})
 
 
 def items_from_tables(field: Field, pages: Sequence[Page]) -> ExtractedValue | None:
     """The rows of ``field`` (an array field) from the best-matching table, or ``None``."""
     roles = {sub.name: role for sub in field.fields if (role := _sub_field_role(sub))}
-    best: tuple[int, int, Page, Table, dict[str, int]] | None = None
+    best: tuple[int, int, Page, Table, dict[str, int], Rows] | None = None
     for page in pages:
         for table in page.tables:
-            if table.header is None or page.text[table.start : table.end] != table.text:
+            if page.text[table.start : table.end] != table.text:
                 continue
-            columns = _columns(table.header, roles)
-            covered = len(columns)
-            if covered >= 2 and (best is None or (covered, len(table.rows)) > best[:2]):
-                best = (covered, len(table.rows), page, table, columns)
+            found = _header_and_rows(table, roles)
+            if found is None:
+                continue
+            columns, body = found
+            if best is None or (len(columns), len(body)) > best[:2]:
+                best = (len(columns), len(body), page, table, columns, body)
     if best is None:
         return None
-    covered, _, page, table, columns = best
+    covered, _, page, table, columns, body = best
     subs = {sub.name: sub for sub in field.fields}
-    rows = [row for cells in table.rows if (row := _row(cells, columns, subs)) is not None]
+    rows = [row for cells in body if (row := _row(cells, columns, subs)) is not None]
     if not rows:
         return None
     confidence = TABLE_CONFIDENCE * covered / max(len(field.fields), 1)
@@ -88,6 +112,20 @@ def items_from_tables(field: Field, pages: Sequence[Page]) -> ExtractedValue | N
         end=table.end,
         confidence=round(min(1.0, max(0.1, confidence)), 2),
     )
+
+
+def _header_and_rows(table: Table, roles: dict[str, Role]) -> tuple[dict[str, int], Rows] | None:
+    """The columns named by the table's header row and the rows below it, or ``None``.
+
+    The header is the first of the table's lines (its marked header, then its rows) naming
+    :data:`MIN_HEADER_COLUMNS` of the field's columns.
+    """
+    lines = ((table.header,) if table.header is not None else ()) + table.rows
+    for index, cells in enumerate(lines[:MAX_HEADER_ROW]):
+        columns = _columns(cells, roles)
+        if len(columns) >= MIN_HEADER_COLUMNS:
+            return columns, lines[index + 1 :]
+    return None
 
 
 def _sub_field_role(sub: Field) -> Role | None:
@@ -126,12 +164,15 @@ def _row(
         cell = cells[index].strip() if index < len(cells) else ""
         if cell:
             row[name] = _cell_value(subs[name], cell)
-    texts = [value for name, value in row.items() if subs[name].type == "string" and value]
-    numbers = [value for name, value in row.items() if subs[name].type != "string" and value]
-    if not texts and not numbers:
+    if not any(row.values()):
         return None
-    first_words = words_of(str(texts[0])) if texts else []
-    if first_words and first_words[0] in _TOTAL_ROW and len(numbers) <= 1:
+    # A total or balance line fills one figure ("Total ... 320.00", "01.05. Opening balance
+    # 1,000.00"); its words are the row's first, which may sit in a column the field did not
+    # ask for (a position number's, a merged cell's).
+    figures = [name for name, value in row.items() if subs[name].type in _FIGURES and value]
+    label = next((cell for cell in cells if any(char.isalpha() for char in cell)), "")
+    first_words = words_of(label)
+    if first_words and first_words[0] in _TOTAL_ROW and len(figures) <= 1:
         return None
     return row
 

@@ -7,6 +7,7 @@ the queue.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from batchnb.queue import items
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.messages import Message, Payload
 from batchnb.queue.runner import Checkpoint, Failure, JobHandler
+
+log = logging.getLogger(__name__)
 
 DOCUMENT_INFO_KEY = "_document"
 """Key in a result's evidence under which an "auto" run records the type it classified."""
@@ -61,6 +64,7 @@ class DocumentOutput:
     cache_key: str
     document_type: str
     """What "auto" classified the document as, else its file type (kept on the job)."""
+    file_name: str
 
 
 # Every hook below runs once per document, so its statements are built once (building and
@@ -125,12 +129,14 @@ _JOB_INPUTS = (
         ExtractionBatch.options["min_confidence"],
         ExtractionBatch.options["rules"],
         ExtractionBatch.options["result_cache"],
+        Document.file_name,
     )
     .join(Document, Document.id == ExtractionJob.document_id)
     .join(ExtractionBatch, ExtractionBatch.id == ExtractionJob.batch_id)
     .where(ExtractionJob.id == bindparam("job"))
 )
 _INSERT_RESULT = insert(ExtractedData)
+_FILE_NAME = select(Document.file_name).where(Document.id == bindparam("document"))
 
 
 def _flags(
@@ -247,6 +253,7 @@ class DocumentJobHandler(JobHandler):
                 min_confidence,
                 rules,
                 batch_cache,
+                file_name,
             ) = found
             extractor = self.extractor_for(extractor_name)
             route = Route.of(
@@ -275,6 +282,7 @@ class DocumentJobHandler(JobHandler):
                 + [flag for flag in cached.flags if flag["rule"] == "incomplete"],
                 cache_key=cache_key,
                 document_type=(cached.evidence.get(DOCUMENT_INFO_KEY) or {}).get("type") or kind,
+                file_name=file_name,
             )
         data = self.storage.read(storage_key)
         checkpoint()
@@ -298,6 +306,7 @@ class DocumentJobHandler(JobHandler):
             + [flag.to_dict() for flag in completeness_flags(values, schema, parsed.pages)],
             cache_key=cache_key,
             document_type=document_info["type"] if document_info else kind,
+            file_name=file_name,
         )
 
     def succeeded(self, connection: Connection, item: LeasedItem, output: DocumentOutput) -> None:
@@ -318,9 +327,24 @@ class DocumentJobHandler(JobHandler):
             },
         )
         self._close(connection, item, DocumentStatus.COMPLETED, None, output)
+        log.info(
+            "batch %s: %s completed in %.2f s (%s, %s pages)",
+            item.batch_id,
+            output.file_name,
+            output.duration_ms / 1000,
+            output.parser,
+            output.page_count,
+        )
 
     def failed(self, connection: Connection, item: LeasedItem, failure: Failure) -> None:
         self._close(connection, item, DocumentStatus.FAILED, failure)
+        log.info(
+            "batch %s: %s failed (%s): %s",
+            item.batch_id,
+            _file_name(connection, item),
+            failure.kind,
+            failure.message,
+        )
 
     def requeued(self, connection: Connection, item: LeasedItem, reason: str) -> None:
         # Back to waiting: the document shows no error; the job keeps why it was requeued.
@@ -343,6 +367,14 @@ class DocumentJobHandler(JobHandler):
 
     def cancelled(self, connection: Connection, item: LeasedItem) -> None:
         self._close(connection, item, DocumentStatus.CANCELLED, None)
+        log.info("batch %s: %s cancelled", item.batch_id, _file_name(connection, item))
+
+
+def _file_name(connection: Connection, item: LeasedItem) -> str:
+    """The document's file name, for the log (a failure has no output that carries it)."""
+    document = item.payload_as(ProcessDocument).document_id
+    found = connection.execute(_FILE_NAME, {"document": document}).scalar()
+    return str(found) if found is not None else f"document {document}"
 
 
 def enqueue_document_jobs(

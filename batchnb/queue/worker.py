@@ -7,6 +7,7 @@ threads without touching signal handlers, which is what a notebook kernel needs.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import signal
@@ -78,6 +79,27 @@ class Worker:
         self._heartbeat_thread: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
         self._signalled = threading.Event()
+
+    def __repr__(self) -> str:
+        return (
+            f"Worker(id={self.id!r}, threads={self.threads}, running={self.running}, "
+            f"in_process={self.in_process})"
+        )
+
+    def _repr_html_(self) -> str:
+        # A plain table: the cards of batchnb.services.display are a layer above the queue.
+        facts = {
+            "worker": self.id,
+            "threads": self.threads,
+            "running": "yes" if self.running else "no (stopped)",
+            "in process": "yes" if self.in_process else "no",
+        }
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{name}</th>"
+            f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
+            for name, value in facts.items()
+        )
+        return f"<table>{rows}</table>"
 
     @property
     def id(self) -> str:

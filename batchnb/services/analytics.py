@@ -37,6 +37,7 @@ from sqlalchemy import Connection
 from batchnb.cache import ANALYTICS
 from batchnb.db.scope import Scope
 from batchnb.queue.stats import completed_durations
+from batchnb.services import display
 from batchnb.services.access import authorize_user, is_admin
 from batchnb.services.analytics_queries import (
     DECIMALS,
@@ -144,6 +145,47 @@ class AnalyticsSummary:
             "volume_weekly": self.volume_weekly,
             "trends": self.trends,
         }
+
+    def _period(self) -> str:
+        start = "the beginning" if self.start is None else display.format_time(self.start)
+        end = "now" if self.end is None else display.format_time(self.end)
+        return f"{start} to {end}"
+
+    def _rate(self) -> str:
+        return "-" if self.success_rate is None else f"{self.success_rate:.1%}"
+
+    def __repr__(self) -> str:
+        return (
+            f"AnalyticsSummary({self._period()}, user={self.user!r}, batches={self.batches}, "
+            f"documents={self.documents}, completed={self.completed}, failed={self.failed}, "
+            f"cancelled={self.cancelled}, open={self.open}, success_rate={self._rate()})"
+        )
+
+    def _repr_html_(self) -> str:
+        outcomes = {
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "open": self.open,
+        }
+        facts = [
+            ("period", f"{self._period()} (end excluded)"),
+            ("user", "all users" if self.user is None else self.user),
+            ("batches", self.batches),
+            ("documents", display.progress_html(outcomes)),
+            ("success rate", self._rate()),
+            ("pages", self.pages),
+        ]
+        # Tables fold away: the card stays small, the figures are one click away.
+        sections = [
+            display.section(
+                f"{name.replace('_', ' ')} ({len(frame)} rows)",
+                display.frame_table(frame, latest=name in ("volume_daily", "trends")),
+            )
+            for name, frame in self.tables().items()
+            if name != "overview"
+        ]
+        return display.card("Analytics", facts, after=display.join(*sections))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the period, the totals and every table as a list of records."""

@@ -16,6 +16,7 @@ from batchnb.db.statuses import DocumentStatus
 from batchnb.documents.intake import Refusal
 from batchnb.errors import NotFoundError
 from batchnb.formats import Mode
+from batchnb.services import display
 from batchnb.services.exports import ExportHandle, export
 from batchnb.services.results import batch_results, export_dataframe
 from batchnb.services.waiting import wait_until
@@ -50,14 +51,47 @@ class Progress:
     def as_dict(self) -> dict[str, int]:
         return {key: getattr(self, key) for key in PROGRESS_KEYS}
 
+    def _repr_html_(self) -> str:
+        return display.progress_html(self.as_dict())
 
-@dataclass
+
+@dataclass(repr=False)
 class Batch:
-    """A handle on one batch: progress, waiting, results. Holds no database session."""
+    """A handle on one batch: progress, waiting, results. Holds no database session.
+
+    Its repr reads the batch's row and (cached) counts: ``Batch(id=3, name='March',
+    status='processing', 5/7 done, 1 failed)``; in Jupyter it is a card with a progress bar.
+    """
 
     id: int
     workspace: Workspace
     refused: list[Refusal] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        def build() -> str:
+            row, progress = self.info(), self.progress()
+            name = display.shorten(row.name)
+            refused = f", {len(self.refused)} refused" if self.refused else ""
+            counts = display.progress_text(progress.as_dict())
+            return f"Batch(id={self.id}, name={name!r}, status={row.status!r}, {counts}{refused})"
+
+        return display.describe_or_fallback("Batch", self.id, build)
+
+    def _repr_html_(self) -> str | None:
+        def build() -> display.Html:
+            row = self.info()
+            return display.batch_card(
+                self.id,
+                row.name,
+                row.status,
+                self.progress().as_dict(),
+                created_at=row.created_at,
+                owner=row.owner,
+                extractor=row.extractor,
+                refused=[(r.file_name, r.reason) for r in self.refused],
+            )
+
+        return display.html_or_none(build)
 
     def info(self) -> ExtractionBatch:
         """The batch's row (a detached snapshot)."""
@@ -80,20 +114,40 @@ class Batch:
         timeout: float | None = None,
         poll_seconds: float = 0.25,
         on_progress: Callable[[Progress], None] | None = None,
+        *,
+        progress: bool | None = None,
     ) -> Progress:
-        """Block until every document is final; raise TimeoutError after ``timeout`` seconds."""
-        progress = wait_until(
+        """Block until every document is final and return the counts.
+
+        Parameters
+        ----------
+        timeout:
+            Raise TimeoutError after this many seconds (the documents stay queued).
+        on_progress:
+            Called with the counts at every poll, the last one included.
+        progress:
+            Show a progress bar (a widget in Jupyter, text on standard error elsewhere):
+            ``True`` always, ``False`` never, ``None`` in an interactive session while there
+            is something to wait for and no ``on_progress`` is given.
+
+        A :class:`~batchnb.services.waiting.NoWorkerWarning` says so when no worker is alive
+        to do the work after a few seconds.
+        """
+        final = wait_until(
             lambda: self.progress(cached=False),
-            lambda progress: progress.finished,
+            lambda counts: counts.finished,
             timeout=timeout,
             poll_seconds=poll_seconds,
             subject=f"batch {self.id}",
-            describe=lambda progress: str(progress.as_dict()),
+            describe=lambda counts: display.breakdown_text(counts.as_dict()),
+            count=lambda counts: (counts.done, counts.total),
+            workspace=self.workspace,
             on_progress=on_progress,
+            progress=progress,
         )
         # Nobody should see older counts after waiting: drop the cached ones.
         self.workspace.cache.invalidate(PROGRESS)
-        return progress
+        return final
 
     def results(self) -> pd.DataFrame:
         """One row per document, whatever its status, typed like :meth:`to_dataframe`.

@@ -32,6 +32,7 @@ from batchnb.jobs.export_records import (
 )
 from batchnb.jobs.exports import WriteExport, mark_failed, mark_finished, mark_started, run_export
 from batchnb.queue import items
+from batchnb.services import display
 from batchnb.services.access import authorize, authorize_owner
 from batchnb.services.audit import record_event
 from batchnb.services.health import live_workers
@@ -59,12 +60,55 @@ SelectionInput = int | Selection | Sequence[int] | Any
 """A batch id, a :class:`Selection`, a list of batch ids, or a ``Batch`` handle."""
 
 
-@dataclass
+@dataclass(repr=False)
 class ExportHandle:
-    """A handle on one export: its row, progress, waiting. Holds no database session."""
+    """A handle on one export: its row, progress, waiting. Holds no database session.
+
+    Its repr reads the export's row: ``ExportHandle(id=2, format='csv', mode='normal',
+    status='completed', 7/7 documents written, path='out.csv')``; in Jupyter it shows as a card.
+    """
 
     id: int
     workspace: Workspace
+
+    @staticmethod
+    def _counted(row: Export) -> tuple[int, int]:
+        """(documents written, documents to write) of an export's row."""
+        return row.documents_done, max(row.documents_total or 0, row.documents_done)
+
+    @staticmethod
+    def _documents_text(row: Export) -> str:
+        done, total = ExportHandle._counted(row)
+        return f"{done}/{total} documents written"
+
+    def __repr__(self) -> str:
+        def build() -> str:
+            row = self.info()
+            return (
+                f"ExportHandle(id={self.id}, format={row.format!r}, mode={row.mode!r}, "
+                f"status={row.status!r}, {self._documents_text(row)}, path={row.location!r})"
+            )
+
+        return display.describe_or_fallback("ExportHandle", self.id, build)
+
+    def _repr_html_(self) -> str | None:
+        def build() -> display.Html:
+            row = self.info()
+            done, total = self._counted(row)
+            counts = {"completed": done, "pending": total - done}
+            facts: list[tuple[str, object]] = [
+                ("format", f"{row.format}, {row.mode}"),
+                ("documents", display.join(display.status_bar(counts), self._documents_text(row))),
+                ("path", row.location),
+                ("created", row.created_at),
+            ]
+            if row.expires_at is not None:
+                facts.append(("expires", row.expires_at))
+            if row.error:
+                facts.append(("error", row.error))
+            return display.card(f"Export {self.id}", facts, status=row.status)
+
+        return display.html_or_none(build)
 
     def info(self) -> Export:
         """The export's row (a detached snapshot)."""
@@ -91,8 +135,15 @@ class ExportHandle:
         timeout: float | None = None,
         poll_seconds: float = 0.25,
         on_progress: Callable[[Export], None] | None = None,
+        *,
+        progress: bool | None = None,
     ) -> Path:
         """Block until the file is written and return its path.
+
+        ``progress`` shows a bar of the documents written, as in :meth:`Batch.wait`: ``True``
+        always, ``False`` never, ``None`` in an interactive session while the export runs and
+        no ``on_progress`` is given. A :class:`~batchnb.services.waiting.NoWorkerWarning`
+        says so when no worker is alive to write a background export after a few seconds.
 
         Raises
         ------
@@ -107,8 +158,11 @@ class ExportHandle:
             timeout=timeout,
             poll_seconds=poll_seconds,
             subject=f"export {self.id}",
-            describe=lambda row: f"{row.documents_done} of {row.documents_total} documents written",
+            describe=lambda row: f"{row.status}, {self._documents_text(row)}",
+            count=self._counted,
+            workspace=self.workspace,
             on_progress=on_progress,
+            progress=progress,
         )
         if row.status != ExportStatus.COMPLETED or row.location is None:
             raise ExportError(f"export {self.id} {row.status}: {row.error or 'no file'}")

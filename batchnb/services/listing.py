@@ -22,6 +22,7 @@ from batchnb.db.models import Document, ExtractionBatch
 from batchnb.db.sql import contains_text
 from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.errors import ConfigurationError
+from batchnb.services import display
 from batchnb.services.access import authorize_user, is_admin
 from batchnb.services.workspace import Workspace, acting
 
@@ -71,6 +72,27 @@ class BatchSummary:
         """The fields as a dict (datetimes kept as datetimes)."""
         return asdict(self)
 
+    def _counts(self) -> dict[str, int]:
+        return {status: getattr(self, status) for status in COUNT_COLUMNS}
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchSummary(id={self.id}, name={display.shorten(self.name)!r}, "
+            f"status={self.status!r}, {display.progress_text(self._counts())}, "
+            f"owner={self.owner!r}, created={display.format_time(self.created_at)!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        return display.batch_card(
+            self.id,
+            self.name,
+            self.status,
+            self._counts(),
+            created_at=self.created_at,
+            owner=self.owner,
+            extractor=self.extractor,
+        )
+
 
 SUMMARY_COLUMNS = tuple(f.name for f in fields(BatchSummary))
 
@@ -92,6 +114,32 @@ class BatchPage:
     def to_dataframe(self) -> pd.DataFrame:
         """The rows as a DataFrame with one column per :class:`BatchSummary` field."""
         return pd.DataFrame([row.as_dict() for row in self.rows], columns=list(SUMMARY_COLUMNS))
+
+    def _position(self) -> str:
+        return f"page {self.page} of {self.pages}, {len(self.rows)} of {self.total} batches"
+
+    def __repr__(self) -> str:
+        ids = ", ".join(str(row.id) for row in self.rows[:10])
+        more = ", ..." if len(self.rows) > 10 else ""
+        return f"BatchPage({self._position()}; ids [{ids}{more}])"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            (
+                row.id,
+                row.name,
+                display.badge(row.status),
+                display.join(
+                    display.status_bar(row._counts(), width="8em"),
+                    display.progress_text(row._counts()),
+                ),
+                row.owner,
+                row.created_at,
+            )
+            for row in self.rows
+        ]
+        columns = ("id", "name", "status", "documents", "owner", "created")
+        return display.join(display.table(columns, rows), display.note(self._position()))
 
 
 def list_batches(

@@ -88,6 +88,29 @@ def test_docx_table_first_in_body_starts_at_zero() -> None:
     assert (page.tables[0].start, page.tables[0].end) == (0, len(page.text))
 
 
+def test_docx_header_row_without_the_word_flag() -> None:
+    """Few tables carry "repeat as header row": a first row reading like a header is one."""
+    document = docx.Document()
+    items = document.add_table(rows=2, cols=3)
+    details = document.add_table(rows=2, cols=2)
+    for table, rows in (
+        (items, [("Description", "Qty", "Unit price"), ("Tea", "2", "3.50")]),
+        (details, [("Name", "ACME Ltd"), ("City", "Leeds")]),
+    ):
+        for row, cells in zip(table.rows, rows, strict=True):
+            for cell, text in zip(row.cells, cells, strict=True):
+                cell.text = text
+    (page,) = parse_document(_save(document), "docx").pages
+    first, second = page.tables
+    assert (first.header, first.rows) == (
+        ("Description", "Qty", "Unit price"),
+        (("Tea", "2", "3.50"),),
+    )
+    assert (second.header, second.rows) == (None, (("Name", "ACME Ltd"), ("City", "Leeds")))
+    for table in page.tables:
+        assert_table_grounded(page, table)
+
+
 def test_empty_docx() -> None:
     document = docx.Document()
     document.add_paragraph("   ")

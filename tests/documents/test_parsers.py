@@ -138,11 +138,15 @@ def test_html_visible_text() -> None:
         "Number: INV-7",
         "Café € 12,00",
         "Due soon",
-        "Item Price",
-        "Tea 3.50",
+        "Item\tPrice",
+        "Tea\t3.50",
         "keep",
         "lines",
     ]
+    # The table is also recorded, its header being its row of <th> cells.
+    (table,) = parsed.pages[0].tables
+    assert (table.header, table.rows) == (("Item", "Price"), (("Tea", "3.50"),))
+    assert parsed.text[table.start : table.end] == table.text
 
 
 def test_html_without_visible_text() -> None:

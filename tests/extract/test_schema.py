@@ -271,3 +271,88 @@ def test_json_schema_properties() -> None:
 def test_invalid_dicts(data: dict[str, object], message: str) -> None:
     with pytest.raises(SchemaError, match=message):
         schema_from_dict(data)
+
+
+ITEMS = [
+    ("description", "string"),
+    ("quantity", "number"),
+    ("unit_price", "money"),
+    ("amount", "money"),
+]
+TRANSACTIONS = [
+    ("date", "date"),
+    ("description", "string"),
+    ("amount", "money"),
+    ("balance", "money"),
+]
+
+
+def _columns(schema: Schema, name: str) -> list[tuple[str, str]]:
+    field = schema.field(name)
+    assert field.type == "array"
+    return [(sub.name, sub.type) for sub in field.fields]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "name", "expected"),
+    [
+        ("invoice number, date, total, line items", "line_items", ITEMS),
+        ("Extract the invoice number and all the Line Items.", "line_items", ITEMS),
+        ("order number, products", "products", ITEMS),
+        ("positions and total", "positions", ITEMS),
+        ("services", "services", ITEMS),
+        ("Rechnungsnummer, Positionen", "positionen", ITEMS),
+        ("numéro de facture, lignes de facture", "lignes_de_facture", ITEMS),
+        ("iban, transactions", "transactions", TRANSACTIONS),
+        ("account holder, Umsätze", "umsatze", TRANSACTIONS),
+        ("opérations", "operations", TRANSACTIONS),
+    ],
+)
+def test_a_well_known_list_is_an_array_with_default_columns(
+    prompt: str, name: str, expected: list[tuple[str, str]]
+) -> None:
+    assert _columns(schema_from_prompt(prompt), name) == expected
+
+
+def test_listed_columns_win_over_the_defaults() -> None:
+    schema = schema_from_prompt("line items (description, amount), transactions (date, amount)")
+    assert _columns(schema, "line_items") == [("description", "string"), ("amount", "money")]
+    assert _columns(schema, "transactions") == [("date", "date"), ("amount", "money")]
+
+
+def test_a_hint_keeps_the_default_columns() -> None:
+    items = schema_from_prompt("line items (the goods sold)").field("line_items")
+    assert items.description == "goods sold"
+    assert [(sub.name, sub.type) for sub in items.fields] == ITEMS
+
+
+@pytest.mark.parametrize("prompt", ["number of items", "item count", "line item", "item"])
+def test_only_a_whole_list_label_makes_an_array(prompt: str) -> None:
+    assert schema_from_prompt(prompt).fields[0].type != "array"
+
+
+def test_default_arrays_in_dict_schemas_but_never_as_columns() -> None:
+    schema = schema_from_dict(
+        {
+            "fields": [
+                "products",
+                {"name": "line_items"},
+                {"name": "items", "type": "string"},
+                {"name": "orders", "type": "array", "fields": ["date", "items", {"name": "lines"}]},
+            ]
+        }
+    )
+    assert _columns(schema, "products") == ITEMS
+    assert _columns(schema, "line_items") == ITEMS
+    assert schema.field("items").type == "string"
+    assert _columns(schema, "orders") == [
+        ("date", "date"),
+        ("items", "string"),
+        ("lines", "string"),
+    ]
+
+
+def test_field_names_drop_accents() -> None:
+    assert to_field_name("Umsätze") == "umsatze"
+    assert to_field_name("Quantité") == "quantite"
+    assert to_field_name("Straße") == "strasse"

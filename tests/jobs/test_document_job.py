@@ -4,6 +4,7 @@ where it happened."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import uuid
 from collections.abc import Iterator
@@ -144,3 +145,38 @@ def test_an_unknown_extractor_fails_at_once_with_its_kind_and_traceback(
         assert "UnknownExtractorError" in failures.loc[0, "traceback"]
     finally:
         workspace.close()
+
+
+def test_the_worker_logs_one_line_per_document(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace = _open(tmp_path)
+    caplog.set_level(logging.INFO, logger="batchnb.jobs")
+    worker = start_worker(workspace)
+    try:
+        batch = submit(
+            [SAMPLES / "maplewood-print-invoice.txt", ("broken.pdf", b"%PDF-1.7 nothing more")],
+            PROMPT,
+            workspace=workspace,
+        )
+        batch.wait(timeout=60)
+    finally:
+        worker.stop()
+        workspace.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "batchnb.jobs.documents"]
+    assert len(lines) == 2, lines
+    done = next(line for line in lines if "maplewood" in line)
+    assert done.startswith(f"batch {batch.id}: maplewood-print-invoice.txt completed in ")
+    failed = next(line for line in lines if "broken.pdf" in line)
+    assert failed.startswith(f"batch {batch.id}: broken.pdf failed (corrupt): not a readable PDF")
+
+
+def test_hueys_own_lines_show_only_at_debug_verbosity() -> None:
+    from click.testing import CliRunner
+
+    from batchnb.cli import main
+
+    CliRunner().invoke(main, ["-v", "extractors"])
+    assert logging.getLogger("huey").level == logging.WARNING
+    CliRunner().invoke(main, ["-vv", "extractors"])
+    assert logging.getLogger("huey").level == logging.DEBUG

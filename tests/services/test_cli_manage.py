@@ -106,7 +106,7 @@ def test_retry_requeues_failed_documents(home: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.pdf"
     corrupt.write_bytes(b"%PDF-1.7\nnot a real PDF\n%%EOF\n")
     ran = invoke("run", str(SAMPLES / "maplewood-print-invoice.txt"), str(corrupt), "-p", PROMPT)
-    assert ran.exit_code == 0 and "1 completed, 1 failed" in ran.stderr
+    assert ran.exit_code == 3 and "1 completed, 1 failed" in ran.stderr
     batch = listed()["rows"][0]["id"]
     assert listed("--failed")["total"] == 1
     result = invoke("retry", str(batch), "--prompt", "total")

@@ -301,7 +301,7 @@ def test_per_document_without_a_default_needs_a_prompt_for_every_file(
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({}, SchemaError, "give a prompt or a schema"),
+        ({}, SchemaError, r"give a prompt \(e\.g\. .*\) or a schema"),
         ({"prompt": "total", "schema": {"fields": ["total"]}}, SchemaError, "not both"),
         ({"prompt": ""}, SchemaError, "empty"),
         ({"prompt": "total", "strategy": "per_document"}, SchemaError, "needs document_prompts"),

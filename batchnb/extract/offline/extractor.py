@@ -109,7 +109,9 @@ class OfflineExtractor:
     """
 
     name = "offline"
-    version = "1"
+    # 2: tables' header rows found whatever the parser marked, HTML tables, bank statements'
+    # dates and balances (results cached under version 1 would keep their missing rows).
+    version = "2"
     needs = "nothing (no network, no API key)"
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
