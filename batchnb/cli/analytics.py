@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
 from batchnb.services.analytics import AnalyticsSummary, analytics_summary
 from batchnb.services.analytics_report import describe_period, write_report
@@ -22,8 +23,7 @@ def _echo_section(title: str, frame: pd.DataFrame) -> None:
     if frame.empty:
         click.echo("  (none)")
         return
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        click.echo(frame.to_string(index=False, na_rep="-"))
+    click.echo(tables.render(frame))
 
 
 def _echo_summary(summary: AnalyticsSummary) -> None:

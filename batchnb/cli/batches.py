@@ -11,6 +11,7 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
+from batchnb.cli import tables
 from batchnb.cli.group import batch_options, domain_errors, main, read_json
 from batchnb.cli.output import STDOUT, check_output, export_target
 from batchnb.formats import FORMATS
@@ -20,6 +21,9 @@ from batchnb.services.health import live_workers
 from batchnb.services.submit import submit
 from batchnb.services.workers import make_worker
 from batchnb.services.workspace import Workspace, open_workspace
+
+# `run` prints the first rows of a batch's results; the rest go to a file with -o.
+RUN_TABLE_ROWS = 30
 
 
 def _submit(
@@ -167,12 +171,7 @@ def _print_table(results: pd.DataFrame) -> None:
         return
     # The ids say nothing to a reader of one batch's table (they are in the exported file).
     shown = results.drop(columns=["document_id", "batch_id"])
-    for column in shown.select_dtypes("datetime").columns:
-        shown[column] = shown[column].dt.date  # date fields: whole days, no 00:00:00
-    shown = shown.astype(object)
-    shown = shown.where(shown.notna(), "")
-    with pd.option_context("display.max_colwidth", 40, "display.width", 200):
-        click.echo(shown.to_string(index=False))
+    click.echo(tables.render(shown, max_rows=RUN_TABLE_ROWS, see_all="-o FILE writes them all"))
 
 
 @main.command(name="submit")

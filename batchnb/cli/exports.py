@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
 from batchnb.cli.output import STDOUT, check_output, export_target
 from batchnb.formats import FORMATS
@@ -110,5 +111,4 @@ def exports_command(limit: int, as_json: bool) -> None:
     elif frame.empty:
         click.echo("(no exports)")
     else:
-        shown = frame.astype(object).where(frame.notna(), "")
-        click.echo(shown.to_string(index=False))
+        click.echo(tables.render(frame))

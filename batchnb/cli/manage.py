@@ -13,6 +13,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
 from batchnb.db.statuses import BatchStatus
 from batchnb.services.audit_trail import list_audit_events
@@ -50,10 +51,7 @@ def _echo_table(frame: pd.DataFrame, empty: str) -> None:
     if frame.empty:
         click.echo(empty)
         return
-    shown = frame.astype(object)
-    shown = shown.where(shown.notna(), "")
-    with pd.option_context("display.max_colwidth", 40, "display.width", 200):
-        click.echo(shown.to_string(index=False))
+    click.echo(tables.render(frame))
 
 
 @main.command(name="list")
