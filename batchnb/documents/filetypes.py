@@ -136,6 +136,11 @@ _EXTENSION_PROMISES: dict[str, tuple[frozenset[str], str]] = {
     ".htm": _TEXT_PROMISE,
 }
 
+#: The extensions under which text content is a document (see :func:`extension_mismatch`).
+TEXT_DOCUMENT_EXTENSIONS: tuple[str, ...] = tuple(
+    extension for extension, promise in _EXTENSION_PROMISES.items() if promise is _TEXT_PROMISE
+)
+
 
 def detect_file_type(head: bytes, name: str) -> FileType:
     """Say what a file is from its first bytes; the name only picks among text formats.
@@ -191,8 +196,9 @@ def extension_mismatch(file_name: str, file_type: FileType) -> str | None:
     """Explain how a file's extension contradicts its content, or return ``None``.
 
     Binary extensions (``.pdf``, ``.png``, ``.docx``, ...) demand exactly their format; text
-    extensions (``.txt``, ``.csv``, ``.md``, ``.html``) accept any text-like content; unknown
-    or missing extensions never contradict.
+    extensions (``.txt``, ``.csv``, ``.md``, ``.html``) accept any text-like content. Text
+    under any other extension (``.py``, ``.json``, ``.log``, ...) is code or data, not a
+    document, and is refused; a name without an extension never contradicts.
 
     >>> extension_mismatch("report.pdf", PNG)
     'report.pdf is not a PDF: its content is a PNG image'
@@ -200,6 +206,11 @@ def extension_mismatch(file_name: str, file_type: FileType) -> str | None:
     extension = posixpath.splitext(file_name)[1].lower()
     promise = _EXTENSION_PROMISES.get(extension)
     if promise is None:
+        if extension and file_type.kind in _TEXT_KINDS:
+            return (
+                f"{file_name} is not a document: text is read as a document only from "
+                f"{', '.join(TEXT_DOCUMENT_EXTENSIONS)} files (a {extension} file is code or data)"
+            )
         return None
     kinds, expected = promise
     if file_type.kind in kinds:

@@ -168,16 +168,18 @@ def safe_file_name(name: str) -> str:
 
     Directory parts and traversal are dropped (``"../../etc/passwd"`` → ``"passwd"``), as are
     control and invisible characters; characters reserved on Windows become ``_``; leading
-    dots, surrounding spaces and trailing dots go; Windows device names get a ``_`` prefix;
-    the result fits in 255 UTF-8 bytes, keeping the extension. Never empty: ``"document"``
-    when nothing is left.
+    dots, surrounding spaces and trailing dots go (spaces inside stay as they were); Windows
+    device names get a ``_`` prefix; the result fits in 255 UTF-8 bytes, keeping the extension.
+    Never empty: ``"document"`` when nothing is left.
     """
     name = unicodedata.normalize("NFC", name)
     parts = [part for part in re.split(r"[/\\]", name) if part.strip() not in ("", ".", "..")]
     name = parts[-1] if parts else ""
     name = "".join(c for c in name if unicodedata.category(c) not in _DROPPED_CATEGORIES)
     name = _RESERVED_CHARS.sub("_", name)
-    name = re.sub(r"\s+", " ", name).strip().lstrip(".").rstrip(". ").strip()
+    # Other spaces (no-break, ideographic) become plain ones, one for one: runs of spaces
+    # are the user's name ("March  2024.pdf") and joins with their records depend on it.
+    name = re.sub(r"\s", " ", name).strip().lstrip(".").rstrip(". ").strip()
     if not name:
         return FALLBACK_NAME
     if name.split(".")[0].upper() in _DEVICE_NAMES:

@@ -20,7 +20,7 @@ from docx.table import Table as DocxTable
 from docx.text.paragraph import Paragraph
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
-from batchnb.documents.pdf_tables import _is_header as reads_like_header
+from batchnb.documents.pdf_tables import reads_like_header
 from batchnb.documents.text import PARSER_VERSION
 from batchnb.errors import DocumentError
 

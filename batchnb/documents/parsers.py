@@ -13,6 +13,7 @@ message names the problem, because it is shown to the user on the document's row
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -20,13 +21,14 @@ from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from itertools import accumulate
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import pypdfium2
 
 from batchnb.documents.parsed import Page, ParsedDocument, Table
-from batchnb.documents.pdf_tables import _is_header
+from batchnb.documents.pdf_tables import reads_like_header
 from batchnb.documents.text import (
+    MAX_TEXT_BYTES,
     PARSER_VERSION,
     PDF_TABLES_VERSION,
     decode_text,
@@ -45,14 +47,27 @@ MAX_OCR_PAGES = 50
 #: well at 200 dpi, and rendering a page takes about 0.2 s.
 OCR_DPI = 200
 
+#: Documents of kinds other than PDF are read into memory whole; larger files are refused
+#: unread (text kinds at ``MAX_TEXT_BYTES``). PDFs are read from their stream on demand.
+MAX_IN_MEMORY_BYTES = 256 * 1024 * 1024
+_TEXT_KINDS = frozenset({"text", "markdown", "html", "csv"})
+
+#: What a parser reads: a document's bytes, or a seekable binary stream (e.g.
+#: ``Storage.open(key)``), which must stay open until parsing returns.
+DocumentSource = bytes | BinaryIO
+
 # PDFium is not thread-safe, not even across different documents: worker threads take turns.
 _PDFIUM_LOCK = threading.Lock()
 # PDFium load error codes (FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY).
 _PDF_PASSWORD_ERRORS = frozenset({4, 5})
 
 
-def parse_document(data: bytes, kind: str, *, tables: bool = False) -> ParsedDocument:
-    """Parse ``data`` as a document of ``kind`` (a :class:`FileType` kind, e.g. ``"pdf"``).
+def parse_document(source: DocumentSource, kind: str, *, tables: bool = False) -> ParsedDocument:
+    """Parse ``source`` as a document of ``kind`` (a :class:`FileType` kind, e.g. ``"pdf"``).
+
+    ``source`` is the document's bytes or a seekable binary stream. A PDF stream is read on
+    demand, so a large (or large and broken) PDF never sits in memory whole; other kinds are
+    read whole, and a stream larger than their limit is refused before a byte is read.
 
     ``tables=True`` also reads the tables of a PDF's pages (see
     :mod:`~batchnb.documents.pdf_tables`; about 0.1 s a page, so ask only when a schema has
@@ -76,17 +91,34 @@ def parse_document(data: bytes, kind: str, *, tables: bool = False) -> ParsedDoc
         raise DocumentError(
             f"no parser for {kind!r} documents; parsable kinds: {supported}", kind="unsupported"
         )
-    document = parser(data)
-    if tables and kind == "pdf":
-        return _with_pdf_tables(data, document)
+    if kind != "pdf":
+        return parser(_read_whole(source, kind))
+    document = _parse_pdf(source)
+    if tables:
+        return _with_pdf_tables(source, document)
     return document
 
 
-def _with_pdf_tables(data: bytes, document: ParsedDocument) -> ParsedDocument:
+def _read_whole(source: DocumentSource, kind: str) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    limit = MAX_TEXT_BYTES if kind in _TEXT_KINDS else MAX_IN_MEMORY_BYTES
+    size = source.seek(0, os.SEEK_END)
+    if size > limit:
+        raise DocumentError(
+            f"the file is too large to parse: {size / 1024 / 1024:,.1f} MiB (the limit for "
+            f"{kind} documents is {limit // 1024 // 1024} MiB)",
+            kind="too_large",
+        )
+    source.seek(0)
+    return source.read()
+
+
+def _with_pdf_tables(source: DocumentSource, document: ParsedDocument) -> ParsedDocument:
     """``document`` with the PDF's tables appended to their pages' text (see parse_document)."""
     from batchnb.documents.pdf_tables import find_tables
 
-    found = find_tables(data, [page.number for page in document.pages if page.text.strip()])
+    found = find_tables(source, [page.number for page in document.pages if page.text.strip()])
     pages = list(document.pages)
     for number, tables in found.items():
         page = pages[number - 1]
@@ -100,9 +132,9 @@ def _with_pdf_tables(data: bytes, document: ParsedDocument) -> ParsedDocument:
     return replace(document, pages=tuple(pages), parser=f"{document.parser}+{PDF_TABLES_VERSION}")
 
 
-def _parse_pdf(data: bytes) -> ParsedDocument:
+def _parse_pdf(source: DocumentSource) -> ParsedDocument:
     with _PDFIUM_LOCK:
-        document = _open_pdf(data)
+        document = _open_pdf(source)
         try:
             page_count = len(document)
             if page_count == 0:
@@ -142,9 +174,11 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
     return ParsedDocument(pages=tuple(pages), parser=parser, metadata=metadata)
 
 
-def _open_pdf(data: bytes) -> pypdfium2.PdfDocument:
+def _open_pdf(source: DocumentSource) -> pypdfium2.PdfDocument:
+    if not isinstance(source, bytes):
+        source.seek(0)
     try:
-        return pypdfium2.PdfDocument(data)
+        return pypdfium2.PdfDocument(source)
     except pypdfium2.PdfiumError as exc:
         if getattr(exc, "err_code", None) in _PDF_PASSWORD_ERRORS:
             raise DocumentError(
@@ -341,7 +375,8 @@ class _HtmlTable:
         if self.layout or not self.rows:
             return None
         rows = self.rows
-        return Table.of(rows, header=len(rows) > 1 and (self.header_cells or _is_header(rows[0])))
+        header = len(rows) > 1 and (self.header_cells or reads_like_header(rows[0]))
+        return Table.of(rows, header=header)
 
 
 @dataclass(frozen=True)

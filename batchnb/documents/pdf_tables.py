@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, BinaryIO
 
 from batchnb.errors import DocumentError
 
@@ -46,8 +46,10 @@ _WORD = re.compile(r"[a-z]+")
 _SPACES = re.compile(r"\s+")
 
 
-def find_tables(data: bytes, page_numbers: Iterable[int]) -> dict[int, list[Rows]]:
-    """The tables on the pages ``page_numbers`` (from 1) of the PDF ``data``, page by page.
+def find_tables(source: bytes | BinaryIO, page_numbers: Iterable[int]) -> dict[int, list[Rows]]:
+    """The tables on the pages ``page_numbers`` (from 1) of the PDF ``source``, page by page.
+
+    ``source`` is the PDF's bytes or a seekable binary stream (read from its start).
 
     Only the first :data:`MAX_TABLE_PAGES` of the requested pages are read. Each table has at
     least two rows and two columns; cells are stripped, a cell's lines are joined by spaces,
@@ -64,7 +66,12 @@ def find_tables(data: bytes, page_numbers: Iterable[int]) -> dict[int, list[Rows
     wanted = sorted(set(page_numbers))[:MAX_TABLE_PAGES]
     found: dict[int, list[Rows]] = {}
     try:
-        with pdfplumber.open(io.BytesIO(data)) as pdf:
+        if isinstance(source, bytes):
+            stream: BinaryIO = io.BytesIO(source)
+        else:
+            stream = source
+            stream.seek(0)
+        with pdfplumber.open(stream) as pdf:  # type: ignore[arg-type]  # any seekable stream
             for number in wanted:
                 if not 1 <= number <= len(pdf.pages):
                     continue
@@ -90,7 +97,7 @@ def clean_table(raw: Sequence[Sequence[str | None]]) -> Rows:
 
 def _page_tables(page: Any) -> list[Rows]:
     ruled = [table for raw in page.extract_tables() if _is_table(table := clean_table(raw))]
-    if any(_is_header(table[0]) for table in ruled):
+    if any(reads_like_header(table[0]) for table in ruled):
         return ruled
     borderless = _borderless_table(page)
     return ruled + ([borderless] if borderless is not None else [])
@@ -105,7 +112,7 @@ def _folded_words(text: str) -> list[str]:
     return _WORD.findall("".join(c for c in plain if not unicodedata.combining(c)))
 
 
-def _is_header(cells: Sequence[str]) -> bool:
+def reads_like_header(cells: Sequence[str]) -> bool:
     """At least two cells name item-table columns."""
     found = sum(bool(_HEADER_WORDS.intersection(_folded_words(cell))) for cell in cells)
     return found >= HEADER_MIN_WORDS
@@ -145,7 +152,7 @@ def _borderless_table(page: Any) -> Rows | None:
     for index, line in enumerate(lines):
         cells = _clusters(line)
         header = [" ".join(w["text"] for w in cell) for cell in cells]
-        if len(cells) < 2 or not _is_header(header):
+        if len(cells) < 2 or not reads_like_header(header):
             continue
         edges = [(a[-1]["x1"] + b[0]["x0"]) / 2 for a, b in pairwise(cells)]
         table = clean_table(_table_below(lines[index + 1 :], edges, line, header))

@@ -284,9 +284,10 @@ class DocumentJobHandler(JobHandler):
                 document_type=(cached.evidence.get(DOCUMENT_INFO_KEY) or {}).get("type") or kind,
                 file_name=file_name,
             )
-        data = self.storage.read(storage_key)
-        checkpoint()
-        parsed = parse_document(data, kind, tables=tables)
+        # Parsed from the stored stream: a PDF is read on demand, never held whole.
+        with self.storage.open(storage_key) as stream:
+            checkpoint()
+            parsed = parse_document(stream, kind, tables=tables)
         checkpoint()
         schema, document_info = route.choose(parsed)
         result = extractor.extract(parsed, schema)

@@ -183,7 +183,7 @@ def test_extension_mismatch_messages(png_bytes: bytes) -> None:
         ("data.csv", TEXT),
         ("page.htm", TEXT),
         ("no_extension", PNG),  # nothing promised, nothing contradicted
-        ("archive.bin", PDF),
+        ("archive.bin", PDF),  # binary content under an unknown extension: read as what it is
     ],
 )
 def test_consistent_names_are_not_mismatches(name: str, file_type: FileType) -> None:

@@ -195,13 +195,30 @@ def test_zero_byte_files_are_refused(tmp_path: Path, storage: Storage, roomy_pla
     }
 
 
+def test_source_code_and_data_files_are_not_documents(
+    tmp_path: Path, storage: Storage, roomy_plan: Plan
+) -> None:
+    script = _write(tmp_path / "extract.py", b"import batchnb\nprint(batchnb.__version__)\n")
+    data = _write(tmp_path / "settings.json", b'{"total": 12}')
+    notes = _write(tmp_path / "invoice.txt", b"Invoice 7\nTotal 12.00\n")
+    bare = _write(tmp_path / "INVOICE", b"Invoice 8\nTotal 13.00\n")
+    result = collect([script, data, notes, bare], plan=roomy_plan, storage=storage)
+    assert [f.file_name for f in result.accepted] == ["invoice.txt", "INVOICE"]
+    assert _reasons(result) == {
+        "extract.py": "extract.py is not a document: text is read as a document only from "
+        ".txt, .text, .csv, .md, .markdown, .html, .htm files (a .py file is code or data)",
+        "settings.json": "settings.json is not a document: text is read as a document only "
+        "from .txt, .text, .csv, .md, .markdown, .html, .htm files (a .json file is code or data)",
+    }
+
+
 def test_traversal_names_are_made_safe(storage: Storage, roomy_plan: Plan) -> None:
     result = collect(
-        [("../../etc/passwd", b"root:x:0:0"), ("..\\..\\boot.ini", b"[boot]")],
+        [("../../etc/passwd", b"root:x:0:0"), ("..\\..\\boot.txt", b"[boot]")],
         plan=roomy_plan,
         storage=storage,
     )
-    assert [f.file_name for f in result.accepted] == ["passwd", "boot.ini"]
+    assert [f.file_name for f in result.accepted] == ["passwd", "boot.txt"]
 
 
 @pytest.mark.parametrize(
@@ -218,7 +235,8 @@ def test_traversal_names_are_made_safe(storage: Storage, roomy_plan: Plan) -> No
         ("in\x00voice\n\t.pdf", "invoice.pdf"),
         ("invoice\u202efdp.exe", "invoicefdp.exe"),
         ('a<b>c:d"e|f?g*h.txt', "a_b_c_d_e_f_g_h.txt"),
-        ("  spaced    out  .pdf", "spaced out .pdf"),
+        ("  spaced    out  .pdf", "spaced    out  .pdf"),
+        ("March\u00a02024  (copy).pdf", "March 2024  (copy).pdf"),
         ("trailing dots...", "trailing dots"),
         ("CON.txt", "_CON.txt"),
         ("nul", "_nul"),

@@ -53,7 +53,7 @@ def invoice_docx() -> bytes:
 
 def test_docx_paragraphs_and_tables_in_body_order(invoice_docx: bytes) -> None:
     parsed = parse_document(invoice_docx, "docx")
-    assert parsed.parser == PARSER_VERSION["docx"] == "python-docx-1"
+    assert parsed.parser == PARSER_VERSION["docx"] == "python-docx-2"
     assert parsed.metadata == {"tables": "2"}
     (page,) = parsed.pages
     assert page.number == 1

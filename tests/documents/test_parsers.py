@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import io
 import shutil
+import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +191,45 @@ def test_a_ten_thousand_page_pdf_is_refused_without_reading_its_pages() -> None:
     canvas.save()
     with pytest.raises(DocumentError, match=r"too many pages: 10,000 \(the limit is 2,000\)"):
         parse_document(buffer.getvalue(), "pdf")
+
+
+def test_a_large_broken_pdf_is_read_from_its_stream_not_held_in_memory(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pdf"
+    with junk.open("wb") as handle:
+        handle.write(b"%PDF-1.7\n" + b"1 0 obj << garbage >>\n" * 1000)
+        handle.truncate(200 * 1024 * 1024)  # 200 MiB, sparse on disk
+    tracemalloc.start()
+    try:
+        with junk.open("rb") as stream, pytest.raises(DocumentError, match="not a readable PDF"):
+            parse_document(stream, "pdf", tables=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024  # the file is 200 MiB; only small buffers pass through Python
+
+
+def test_a_stream_too_large_for_its_kind_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("wb") as handle:
+        handle.truncate(parsers_module.MAX_TEXT_BYTES + 1)
+
+    class Counting(io.FileIO):
+        read_calls = 0
+
+        def read(self, size: int = -1, /) -> bytes:
+            Counting.read_calls += 1
+            return super().read(size)
+
+    with Counting(big, "rb") as stream, pytest.raises(DocumentError) as raised:
+        parse_document(stream, "text")  # type: ignore[arg-type]  # a FileIO is a binary stream
+    assert raised.value.kind == "too_large"
+    assert "64 MiB" in str(raised.value) and Counting.read_calls == 0
+
+
+def test_streams_and_bytes_parse_alike(make_pdf: Callable[..., bytes], tmp_path: Path) -> None:
+    data = make_pdf("Invoice 12\nTotal 3.50")
+    from_bytes = parse_document(data, "pdf", tables=True)
+    from_stream = parse_document(io.BytesIO(data), "pdf", tables=True)
+    assert from_stream == from_bytes
+    text = b"Invoice 12\nTotal 3.50\n"
+    assert parse_document(io.BytesIO(text), "text") == parse_document(text, "text")
