@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
-from batchnb.services.analytics import AnalyticsSummary, analytics_summary
-from batchnb.services.analytics_report import describe_period, write_report
-from batchnb.services.workspace import open_workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batchnb.services.analytics import AnalyticsSummary
+
+# The services (pandas, SQLAlchemy, openpyxl) are imported inside the command, so
+# `batchnb --help` does not load them (tests/cli/test_startup.py).
 
 _DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
@@ -27,6 +32,8 @@ def _echo_section(title: str, frame: pd.DataFrame) -> None:
 
 
 def _echo_summary(summary: AnalyticsSummary) -> None:
+    from batchnb.services.analytics_report import describe_period
+
     rate = summary.success_rate
     click.echo(f"analytics {describe_period(summary)}")
     click.echo(
@@ -43,7 +50,8 @@ def _echo_summary(summary: AnalyticsSummary) -> None:
     _echo_section("Volume per week (weeks start on Monday)", summary.volume_weekly)
     _echo_section("Volume per day (UTC)", summary.volume_daily)
     click.echo(
-        f"\nhourly trends: {len(summary.trends)} row(s); see --json, --xlsx or --html",
+        f"\nQueue items per hour (trends; unlike the documents above, a retried document "
+        f"counts once per attempt): {len(summary.trends)} row(s); see --json, --xlsx or --html",
     )
 
 
@@ -82,6 +90,10 @@ def analytics(
     Documents count in the period they were created; you see your own documents, an admin
     sees everyone's (or one user's with --user).
     """
+    from batchnb.services.analytics import analytics_summary
+    from batchnb.services.analytics_report import write_report
+    from batchnb.services.workspace import open_workspace
+
     start = None if start is None else start.replace(tzinfo=UTC)
     end = None if end is None else end.replace(tzinfo=UTC)
     if start is not None and end is not None and start >= end:

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
 from batchnb.db.statuses import BatchStatus
-from batchnb.services.audit_trail import list_audit_events
-from batchnb.services.batches import get_batch
-from batchnb.services.listing import SORT_COLUMNS, list_batches
-from batchnb.services.manage import cancel_batch, delete_batch, retry_failed
-from batchnb.services.workspace import open_workspace
+from batchnb.services.listing_columns import SORT_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The services (pandas, SQLAlchemy) are imported inside the commands that use them, so
+# `batchnb --help` does not load them (tests/cli/test_startup.py).
 
 _DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 _TABLE_COLUMNS = [
@@ -102,6 +103,9 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List your batches (an admin's: everyone's), newest first, with counts per status."""
+    from batchnb.services.listing import list_batches
+    from batchnb.services.workspace import open_workspace
+
     result = list_batches(
         workspace=open_workspace(),
         status=list(statuses) or None,
@@ -125,10 +129,7 @@ def list_command(
         }
         click.echo(json.dumps(payload, default=_json_default, ensure_ascii=False))
         return
-    frame = result.to_dataframe()
-    if not frame.empty:
-        frame["created_at"] = frame["created_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M"))
-    _echo_table(frame[_TABLE_COLUMNS], "(no batches)")
+    _echo_table(result.to_dataframe()[_TABLE_COLUMNS], "(no batches)")
     click.echo(f"page {result.page} of {result.pages}, {result.total} batches", err=True)
 
 
@@ -148,6 +149,9 @@ def retry(
     batch_id: int, prompt: str | None, extractor: str | None, document_ids: tuple[int, ...]
 ) -> None:
     """Queue the failed documents of BATCH_ID again (a worker must be running)."""
+    from batchnb.services.manage import retry_failed
+    from batchnb.services.workspace import open_workspace
+
     queued = retry_failed(
         batch_id,
         document_ids=list(document_ids) or None,
@@ -166,6 +170,9 @@ def retry(
 @domain_errors
 def cancel(batch_id: int) -> None:
     """Cancel BATCH_ID: waiting documents never start, running ones stop shortly."""
+    from batchnb.services.manage import cancel_batch
+    from batchnb.services.workspace import open_workspace
+
     cancelled = cancel_batch(batch_id, workspace=open_workspace())
     click.echo(f"cancelled {cancelled} waiting or running documents of batch {batch_id}")
 
@@ -176,6 +183,10 @@ def cancel(batch_id: int) -> None:
 @domain_errors
 def delete(batch_id: int, yes: bool) -> None:
     """Delete BATCH_ID with its documents, results and files no other batch uses."""
+    from batchnb.services.batches import get_batch
+    from batchnb.services.manage import delete_batch
+    from batchnb.services.workspace import open_workspace
+
     workspace = open_workspace()
     if not yes:
         info = get_batch(batch_id, workspace).info()
@@ -205,6 +216,9 @@ def audit(
 
     Admins see every event; others see their own and those on their batches.
     """
+    from batchnb.services.audit_trail import list_audit_events
+    from batchnb.services.workspace import open_workspace
+
     events = list_audit_events(
         actor_filter=actor_filter,
         action=action,
@@ -217,7 +231,6 @@ def audit(
         click.echo(json.dumps(records, default=_json_default, ensure_ascii=False))
         return
     if not events.empty:
-        events["created_at"] = events["created_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S"))
         events["allowed"] = events["allowed"].map({True: "yes", False: "REFUSED"})
         events["details"] = events["details"].map(
             lambda d: json.dumps(d, ensure_ascii=False, default=_json_default)

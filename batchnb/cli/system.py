@@ -6,16 +6,18 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from batchnb.cli.group import domain_errors, main
 from batchnb.config import load_settings
-from batchnb.db.engine import Database
-from batchnb.db.migrate import current_revision, downgrade, head_revision, upgrade
-from batchnb.services.health import check_health
-from batchnb.services.workers import make_worker
-from batchnb.services.workspace import open_workspace
+
+if TYPE_CHECKING:
+    from batchnb.db.engine import Database
+
+# The services and the database layer (SQLAlchemy, Alembic, Huey) are imported inside the
+# commands that use them, so `batchnb --help` does not load them (tests/cli/test_startup.py).
 
 
 @main.command()
@@ -24,6 +26,9 @@ from batchnb.services.workspace import open_workspace
 @domain_errors
 def worker(threads: int | None, no_periodic: bool) -> None:
     """Run a consumer until SIGINT or SIGTERM (then finish or release the current items)."""
+    from batchnb.services.workers import make_worker
+    from batchnb.services.workspace import open_workspace
+
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("batchnb").setLevel(logging.INFO)
     workspace = open_workspace()
@@ -38,6 +43,9 @@ def worker(threads: int | None, no_periodic: bool) -> None:
 def health(as_json: bool) -> None:
     """Consumers, queue depth, oldest waiting item, failure rate, cache hits and misses; exit 1
     when unhealthy."""
+    from batchnb.services.health import check_health
+    from batchnb.services.workspace import open_workspace
+
     report = check_health(open_workspace())
     if as_json:
         click.echo(json.dumps(report.as_dict(), default=str))
@@ -45,7 +53,7 @@ def health(as_json: bool) -> None:
         click.echo(f"consumers:       {len(report.consumers)}")
         for consumer in report.consumers:
             click.echo(f"  {consumer['id']} threads={consumer['threads']}")
-        click.echo(f"queue depth:     {report.queue_depth or 0}")
+        click.echo(f"queue depth:     {_queue_depth(report.queue_depth)}")
         click.echo(f"processing:      {report.processing}")
         age = report.oldest_pending_seconds
         click.echo(f"oldest waiting:  {'-' if age is None else f'{age:.0f}s'}")
@@ -61,6 +69,13 @@ def health(as_json: bool) -> None:
         sys.exit(1)
 
 
+def _queue_depth(depth: dict[str, int]) -> str:
+    """``7 (batch_processing 5, exports 2)``: the total, then each queue with items."""
+    total = sum(depth.values())
+    per_queue = ", ".join(f"{queue} {count:,}" for queue, count in sorted(depth.items()) if count)
+    return f"{total:,} ({per_queue})" if per_queue else "0"
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""
@@ -68,6 +83,8 @@ def db() -> None:
 
 def _settings_database() -> Database:
     """The workspace database without the automatic upgrade (the db commands manage it)."""
+    from batchnb.db.engine import Database
+
     settings = load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     return Database(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -78,6 +95,8 @@ def _settings_database() -> Database:
 @domain_errors
 def db_upgrade(revision: str) -> None:
     """Upgrade the database schema (opening a workspace also upgrades to the newest)."""
+    from batchnb.db.migrate import current_revision, head_revision, upgrade
+
     database = _settings_database()
     upgrade(database, revision)
     click.echo(f"database at revision {current_revision(database)} (newest: {head_revision()})")
@@ -88,6 +107,8 @@ def db_upgrade(revision: str) -> None:
 @domain_errors
 def db_downgrade(revision: str) -> None:
     """Downgrade the database schema to REVISION ("base" removes every table)."""
+    from batchnb.db.migrate import current_revision, downgrade
+
     database = _settings_database()
     downgrade(database, revision)
     click.echo(f"database at revision {current_revision(database)}")
@@ -97,6 +118,8 @@ def db_downgrade(revision: str) -> None:
 @domain_errors
 def db_current() -> None:
     """Print the database's schema revision and the newest one."""
+    from batchnb.db.migrate import current_revision, head_revision
+
     database = _settings_database()
     click.echo(f"database at revision {current_revision(database)} (newest: {head_revision()})")
 

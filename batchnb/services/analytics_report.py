@@ -30,7 +30,7 @@ SHEETS = {
     "failures": "Failures",
     "volume_daily": "Volume per day",
     "volume_weekly": "Volume per week",
-    "trends": "Trends",
+    "trends": "Queue items per hour",
 }
 """Table name -> sheet title (and HTML section heading)."""
 

@@ -106,7 +106,7 @@ def test_excel_report_has_a_sheet_per_table_and_charts(
     ]
     assert rows(path, "Timing")[6] == ("document_type", "invoice", 3, 766.667, 200, 1820)
     assert rows(path, "Failures")[1][:3] == ("empty", 2, 0.4)
-    trends = rows(path, "Trends")
+    trends = rows(path, "Queue items per hour")
     assert trends[1][:9] == (datetime(2024, 3, 4, 9), "batch_processing", 6, 3, 3, 0, 1, 200, 300)
     # The chart's own table beside it: hour 10 of March 5 sums both queues.
     assert trends[2][11:15] == (datetime(2024, 3, 5, 10), 5, 2, 1)
@@ -114,7 +114,7 @@ def test_excel_report_has_a_sheet_per_table_and_charts(
     charts = {sheet.title: [type(c).__name__ for c in sheet._charts] for sheet in workbook}
     assert charts["Volume per day"] == ["BarChart"]
     assert charts["Failures"] == ["BarChart"]
-    assert charts["Trends"] == ["LineChart"]
+    assert charts["Queue items per hour"] == ["LineChart"]
     assert charts["Overview"] == charts["Timing"] == []
 
 
@@ -124,7 +124,7 @@ def test_excel_report_neutralises_formulas(tmp_path: Path) -> None:
     failure = rows(path, "Failures")[1]
     assert failure[3] == "'" + MALICIOUS_ERROR
     assert failure[4] == MALICIOUS_FILE
-    assert rows(path, "Trends")[1][:2] == (datetime(2024, 3, 4, 9), "<q>")
+    assert rows(path, "Queue items per hour")[1][:2] == (datetime(2024, 3, 4, 9), "<q>")
 
 
 def test_html_report_has_tables_charts_and_no_script(
@@ -217,6 +217,8 @@ def test_cli_prints_the_users_own_figures(
     assert "documents 3  completed 1  failed 2" in text
     assert "success rate 33.3%  pages 5" in text
     assert "the CSV file is empty (no text)" in text
+    # The trends count queue items, not documents, and say so.
+    assert "Queue items per hour (trends; unlike the documents above, a retried document" in text
 
     refused = CliRunner().invoke(main, ["analytics", "--user", "bob"])
     assert refused.exit_code == 1

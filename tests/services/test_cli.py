@@ -65,6 +65,9 @@ def test_health_is_unhealthy_with_work_and_no_consumer(home: Path) -> None:
     assert report["healthy"] is False
     assert report["queue_depth"] == {"batch_processing": 7}
     assert "no consumer" in report["problems"][0]
+    text = invoke("health").stdout
+    assert "queue depth:     7 (batch_processing 7)" in text
+    assert "{" not in text and "'" not in text  # no Python reprs for a person to decode
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".xlsx"])

@@ -66,6 +66,8 @@ def test_list_filters_and_prints_json_and_a_table(home: Path) -> None:
     assert table.exit_code == 0
     assert "Maplewood 100%" in table.stdout and "all samples" not in table.stdout
     assert "page 1 of 2, 2 batches" in table.stderr
+    created = rows[0]["created_at"]  # JSON keeps the full moment; the table shows seconds
+    assert created[:19].replace("T", " ") in table.stdout and created[19:] not in table.stdout
 
 
 def test_list_refusals_are_clean_messages(home: Path) -> None:
