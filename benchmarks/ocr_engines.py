@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -25,7 +26,10 @@ from typing import Any
 
 from batchnb.documents.ocr import TesseractEngine, iter_images
 
-DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+# An evaluation folder (docs/evaluation.md): BATCHNB_EVAL_DIR, else the team copy.
+DEFAULT_EVAL = Path(
+    os.environ.get("BATCHNB_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval")
+)
 ENGINES = ("tesseract-psm3", "tesseract-psm6", "tesseract-fallback", "rapidocr")
 _SPACES = re.compile(r"\s+")
 
@@ -66,7 +70,7 @@ def _make(name: str) -> Callable[[Any], str] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="receipts to read (default all)")
-    parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL, help="shared/eval folder")
+    parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL, help="evaluation folder")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     args = parser.parse_args()
 

@@ -17,7 +17,8 @@ from batchnb.queue.worker import Worker
 from batchnb.services.workers import start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
-#: The labelled documents beside the repository (../shared/eval), or BATCHNB_EVAL_DIR.
+#: An evaluation folder (docs/evaluation.md): BATCHNB_EVAL_DIR, else ../shared/eval beside
+#: the repository where the team keeps its labelled documents.
 EVAL_DIR = Path(
     os.environ.get("BATCHNB_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval")
 )

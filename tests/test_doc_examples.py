@@ -35,16 +35,19 @@ TITLE = re.compile(r'title="(?P<path>[^"]+)"')
 # One interpreter per Markdown file: it runs each block it reads from stdin (JSON lines) in one
 # namespace and answers with the traceback of a failure, or nothing.
 _PYTHON_RUNNER = """
-import json, sys, traceback
+import contextlib, json, sys, traceback
 namespace = {"__name__": "__main__"}
+answers = sys.stdout
 for line in sys.stdin:
     block = json.loads(line)
     try:
-        exec(compile(block["code"], block["name"], "exec"), namespace)
+        # What the example prints goes to stderr: stdout carries the answers.
+        with contextlib.redirect_stdout(sys.stderr):
+            exec(compile(block["code"], block["name"], "exec"), namespace)
         answer = ""
     except BaseException:
         answer = traceback.format_exc()
-    print(json.dumps(answer), flush=True)
+    print(json.dumps(answer), file=answers, flush=True)
 """
 
 

@@ -1,4 +1,4 @@
-"""Peak memory of an export does not grow with the number of documents (DESIGN.md, decision 8).
+"""Peak memory of an export does not grow with the number of documents (architecture, 7).
 
 tracemalloc sees every Python allocation. Small chunks keep the flat part of the peak small
 (about 0.5 MB), so keeping as little as ~120 bytes per document would cross the 1.5 ratio
