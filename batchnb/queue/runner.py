@@ -98,6 +98,29 @@ class JobHandler(Protocol):
         """The item was cancelled while it ran."""
 
 
+class Activity:
+    """What this process's runner did to items since the last :meth:`take`: a thread-safe tally.
+
+    Outcomes: ``completed``, ``failed``, ``cancelled``, ``retried``, ``released``.
+    """
+
+    OUTCOMES = ("completed", "failed", "cancelled", "retried", "released")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.OUTCOMES, 0)
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            self._counts[outcome] += 1
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, and start again from zero."""
+        with self._lock:
+            counts, self._counts = self._counts, dict.fromkeys(self.OUTCOMES, 0)
+        return counts
+
+
 @dataclass
 class QueueRuntime:
     """Everything a producer or worker needs: database, transport, handlers, identity."""
@@ -112,6 +135,7 @@ class QueueRuntime:
     stop_event: threading.Event = field(default_factory=threading.Event)
     process_task: Any = None
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    activity: Activity = field(default_factory=Activity)
     """Called when a worker of this runtime stops (e.g. closing the extractors it built)."""
 
     def new_token(self) -> str:
@@ -192,6 +216,7 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
         with runtime.db.begin() as connection:
             if items.finish_cancelled(connection, item, utcnow()):
                 handler.cancelled(connection, item)
+                runtime.activity.add("cancelled")
     except LeaseLostError:
         log.warning("item %s: lease lost while running; another worker owns it now", item.id)
     except Exception as exc:
@@ -209,6 +234,7 @@ def _run_leased(runtime: QueueRuntime, item: items.LeasedItem) -> None:
         with runtime.db.begin() as connection:
             if items.finish(connection, item, ItemStatus.COMPLETED, utcnow()):
                 handler.succeeded(connection, item, output)
+                runtime.activity.add("completed")
                 return
         _report_lost(item)
 
@@ -223,6 +249,7 @@ def _fail(
     with runtime.db.begin() as connection:
         if items.finish(connection, item, ItemStatus.FAILED, utcnow(), error=failure.message):
             handler.failed(connection, item, failure)
+            runtime.activity.add("failed")
             return
     _report_lost(item)
 
@@ -235,6 +262,7 @@ def _retry(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem, e
             return
         handler.requeued(connection, item, f"retrying at {when.isoformat()}: {error}")
         message = Message(item.id, items.priority_of(connection, item.id), when)
+    runtime.activity.add("retried")
     runtime.dispatch([message])
 
 
@@ -244,6 +272,7 @@ def _release(runtime: QueueRuntime, handler: JobHandler, item: items.LeasedItem)
             return
         handler.requeued(connection, item, "released by a stopping worker")
         message = Message(item.id, items.priority_of(connection, item.id))
+    runtime.activity.add("released")
     runtime.dispatch([message])
 
 

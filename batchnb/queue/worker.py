@@ -23,14 +23,19 @@ from sqlalchemy import Connection, update
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
 from batchnb.queue.runner import (
+    Activity,
     QueueRuntime,
     reclaim_expired,
     record_heartbeat,
     redispatch_stranded,
     release_held,
 )
+from batchnb.queue.state import queue_state
 
 log = logging.getLogger(__name__)
+
+#: How often a busy worker logs a summary line (see ``Worker(summary_seconds=...)``).
+SUMMARY_SECONDS = 60.0
 
 
 class _QuietConsumer(Consumer):
@@ -57,6 +62,9 @@ class Worker:
         Recorded on the heartbeat row: True for a worker inside a notebook or ``batchnb run``.
     shutdown_timeout:
         How long a graceful stop waits for running items before releasing them.
+    summary_seconds:
+        How often the worker logs (INFO) what it did since the last summary and how many items
+        wait; an idle worker with nothing waiting stays quiet.
     """
 
     def __init__(
@@ -68,8 +76,10 @@ class Worker:
         periodic: bool = True,
         in_process: bool = False,
         shutdown_timeout: float = 30.0,
+        summary_seconds: float = SUMMARY_SECONDS,
     ) -> None:
         self.runtime = runtime
+        self.summary_seconds = summary_seconds
         self.threads = threads
         self.heartbeat_seconds = min(heartbeat_seconds, runtime.lease_seconds / 3)
         self.periodic = periodic
@@ -149,12 +159,37 @@ class Worker:
         connection.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(last_seen=now))
 
     def _heartbeat_loop(self) -> None:
+        last_summary = time.monotonic()
         while not self._heartbeat_stop.wait(self.heartbeat_seconds):
             try:
                 record_heartbeat(self.runtime, self._touch)
             except Exception:
                 # A missed heartbeat costs nothing if the next one lands; keep beating.
                 log.exception("heartbeat failed")
+            if time.monotonic() - last_summary >= self.summary_seconds:
+                self._log_summary(time.monotonic() - last_summary)
+                last_summary = time.monotonic()
+
+    def _log_summary(self, elapsed: float) -> None:
+        """One line: what this worker finished since the last one, and what waits."""
+        counts = self.runtime.activity.take()
+        try:
+            state = queue_state(self.runtime.db, utcnow())
+        except Exception:
+            log.exception("could not measure the queue for the summary")
+            return
+        waiting = sum(state.depth.values())
+        if not any(counts.values()) and not waiting and not state.processing:
+            return
+        done = ", ".join(f"{counts[outcome]} {outcome}" for outcome in Activity.OUTCOMES)
+        log.info(
+            "worker %s, last %.0f s: %s; queue: %s waiting, %s running",
+            self.id,
+            elapsed,
+            done,
+            waiting,
+            state.processing,
+        )
 
     def stop(self, graceful: bool = True) -> None:
         """Stop consuming. Running items finish, or are released at their next checkpoint.

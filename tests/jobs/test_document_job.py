@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from batchnb.db.models import Document, ExtractionJob, QueueItem
 from batchnb.services.submit import submit
-from batchnb.services.workers import start_worker
+from batchnb.services.workers import make_worker, start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 from tests.conftest import SAMPLES
 from tests.extract.llm.chat_server import KEY, MODEL, serving
@@ -62,7 +63,8 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
 
 
 def _open(tmp_path: Path, **settings: object) -> Workspace:
-    return open_workspace(home=str(tmp_path / "home"), heartbeat_seconds=0.5, **settings)
+    settings.setdefault("heartbeat_seconds", 0.5)
+    return open_workspace(home=str(tmp_path / "home"), **settings)
 
 
 def test_the_workspace_chooses_the_server_not_the_environment(
@@ -180,3 +182,37 @@ def test_hueys_own_lines_show_only_at_debug_verbosity() -> None:
     assert logging.getLogger("huey").level == logging.WARNING
     CliRunner().invoke(main, ["-vv", "extractors"])
     assert logging.getLogger("huey").level == logging.DEBUG
+
+
+def test_a_busy_worker_logs_a_periodic_summary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace = _open(tmp_path, heartbeat_seconds=0.1)
+    caplog.set_level(logging.INFO, logger="batchnb.queue.worker")
+    worker = make_worker(workspace, in_process=True)
+    worker.summary_seconds = 0.3
+    worker.start()
+    try:
+        batch = submit(
+            [SAMPLES / "maplewood-print-invoice.txt", ("broken.pdf", b"%PDF-1.7 nothing more")],
+            PROMPT,
+            workspace=workspace,
+        )
+        batch.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _summaries(caplog):
+            time.sleep(0.1)
+        time.sleep(1)  # more summary periods pass: idle with nothing waiting, it stays quiet
+    finally:
+        worker.stop()
+        workspace.close()
+    summaries = _summaries(caplog)
+    assert len(summaries) == 1, summaries
+    assert summaries[0].startswith(f"worker {worker.id}, last ")
+    assert summaries[0].endswith(
+        "s: 1 completed, 1 failed, 0 cancelled, 0 retried, 0 released; queue: 0 waiting, 0 running"
+    )
+
+
+def _summaries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if ", last " in r.getMessage()]
