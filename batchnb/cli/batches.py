@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
-from tqdm import tqdm
 
 from batchnb.cli import tables
 from batchnb.cli.group import batch_options, domain_errors, main, read_json
 from batchnb.cli.output import STDOUT, check_output, export_target
 from batchnb.formats import FORMATS
-from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
-from batchnb.services.exports import SUFFIXES, export
-from batchnb.services.health import live_workers
-from batchnb.services.submit import submit
-from batchnb.services.workers import make_worker
-from batchnb.services.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batchnb.services.batches import Batch, Progress
+    from batchnb.services.workspace import Workspace
+
+# The services (pandas, SQLAlchemy, Huey) are imported inside the commands that use them, so
+# `batchnb --help` does not load them (tests/cli/test_startup.py).
 
 # `run` prints the first rows of a batch's results; the rest go to a file with -o.
 RUN_TABLE_ROWS = 30
@@ -40,6 +41,8 @@ def _submit(
     no_cache: bool,
 ) -> Batch:
     """The batch options shared by run and submit (``batch_options``), handed to the service."""
+    from batchnb.services.submit import submit
+
     return submit(
         list(paths),
         prompt,
@@ -90,6 +93,11 @@ def run(output: Path | None, fmt: str | None, timeout: float | None, **batch: An
 
     A worker runs inside this command unless a `batchnb worker` is already running.
     """
+    from batchnb.services.exports import SUFFIXES, export
+    from batchnb.services.health import live_workers
+    from batchnb.services.workers import make_worker
+    from batchnb.services.workspace import open_workspace
+
     check_output(output, fmt, SUFFIXES)
     workspace = open_workspace()
     worker = None
@@ -114,7 +122,8 @@ def run(output: Path | None, fmt: str | None, timeout: float | None, **batch: An
     if stopped_early is not None:
         _report_unfinished(submitted, worker is not None, stopped_early)
         sys.exit(stopped_early)
-    _print_table(submitted.results())
+    if output != STDOUT:  # with -o -, standard output carries the file and nothing else
+        _print_table(submitted.results())
     if output is not None:
         with export_target(output, fmt, workspace.settings.temp_dir) as target:
             written = export(
@@ -155,6 +164,8 @@ def _report_unfinished(batch: Batch, own_worker: bool, code: int) -> None:
 
 
 def _wait_with_bar(batch: Batch, timeout: float | None) -> Progress:
+    from tqdm import tqdm
+
     total = batch.progress().total
     with tqdm(total=total, unit="doc", file=sys.stderr, desc=f"batch {batch.id}") as bar:
 
@@ -162,7 +173,8 @@ def _wait_with_bar(batch: Batch, timeout: float | None) -> Progress:
             bar.update(progress.done - bar.n)
             bar.set_postfix(failed=progress.failed, refresh=False)
 
-        return batch.wait(timeout=timeout, on_progress=update)
+        # The command draws its own bar (with the failures); wait() draws none.
+        return batch.wait(timeout=timeout, on_progress=update, progress=False)
 
 
 def _print_table(results: pd.DataFrame) -> None:
@@ -179,6 +191,8 @@ def _print_table(results: pd.DataFrame) -> None:
 @domain_errors
 def submit_command(**options: Any) -> None:
     """Queue a batch for workers and print its id (messages go to standard error)."""
+    from batchnb.services.workspace import open_workspace
+
     batch = _submit(open_workspace(), **options)
     _report_refused(batch)
     click.echo(f"queued {batch.progress().total} documents as batch {batch.id}", err=True)
@@ -195,6 +209,9 @@ def submit_command(**options: Any) -> None:
 @domain_errors
 def status(batch_id: int | None, as_json: bool, failures: bool, with_traceback: bool) -> None:
     """Counts per status of a batch (default: the newest batch)."""
+    from batchnb.services.batches import get_batch, latest_batch
+    from batchnb.services.workspace import open_workspace
+
     workspace = open_workspace()
     batch = get_batch(batch_id, workspace) if batch_id else latest_batch(workspace)
     if batch is None:

@@ -124,8 +124,34 @@ def _header_and_rows(table: Table, roles: dict[str, Role]) -> tuple[dict[str, in
     for index, cells in enumerate(lines[:MAX_HEADER_ROW]):
         columns = _columns(cells, roles)
         if len(columns) >= MIN_HEADER_COLUMNS:
-            return columns, lines[index + 1 :]
+            body = lines[index + 1 :]
+            return _with_text_column(columns, roles, len(cells), body), body
     return None
+
+
+def _with_text_column(
+    columns: dict[str, int], roles: dict[str, Role], width: int, body: Rows
+) -> dict[str, int]:
+    """Give an unnamed description the leftmost unclaimed column whose cells are words.
+
+    Headers name descriptions in too many ways ("Work", "Leistungen", "What") for a word list;
+    the column that holds words on most rows, beside columns named as figures, is it.
+    """
+    wanted = [name for name, role in roles.items() if role == "description" and name not in columns]
+    if not wanted or not body:
+        return columns
+    for index in range(width):
+        if index in columns.values():
+            continue
+        cells = [row[index] if index < len(row) else "" for row in body]
+        if sum(_is_words(cell) for cell in cells) * 2 > len(cells):
+            return {**columns, wanted[0]: index}
+    return columns
+
+
+def _is_words(cell: str) -> bool:
+    letters = sum(char.isalpha() for char in cell)
+    return letters >= 3 and letters > sum(char.isdigit() for char in cell)
 
 
 def _sub_field_role(sub: Field) -> Role | None:

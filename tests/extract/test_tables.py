@@ -89,3 +89,27 @@ def test_a_total_line_is_found_in_a_column_the_field_did_not_ask_for() -> None:
     ]
     found = items_from_tables(ITEMS, [_page(rows)])
     assert found is not None and isinstance(found.value, list) and len(found.value) == 1
+
+
+def test_a_description_column_no_header_word_names_is_the_column_of_words() -> None:
+    # "Work" is in no word list; the column holding words beside the named figures is it.
+    rows = [
+        ("Pos", "Work", "Qty", "Amount"),
+        ("1", "Full service, cargo bike", "3", "£285.00"),
+        ("2", "Chain and cassette 11s", "2", "£179.25"),
+        ("", "Total due", "", "£464.25"),
+    ]
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None
+    assert [item["description"] for item in found.value] == [
+        "Full service, cargo bike",
+        "Chain and cassette 11s",
+    ]
+    assert [item["quantity"] for item in found.value] == [3.0, 2.0]
+
+
+def test_a_column_of_codes_is_not_taken_for_the_description() -> None:
+    rows = [("Code", "Qty", "Amount"), ("A-1002", "3", "9.00"), ("B-2203", "1", "4.00")]
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None
+    assert [item["description"] for item in found.value] == [None, None]
