@@ -9,6 +9,9 @@ Submit files with a prompt, let a worker process them, read the results as a Dat
     batch.results()
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from batchnb.config import Settings, load_settings
 from batchnb.errors import (
     BatchnbError,
@@ -27,23 +30,73 @@ from batchnb.errors import (
     SchemaError,
     UnknownExtractorError,
 )
-from batchnb.jobs.export_records import Selection
-from batchnb.services.analytics import AnalyticsSummary, analytics_summary
-from batchnb.services.audit_trail import list_audit_events
-from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
-from batchnb.services.exports import ExportHandle, cancel_export, export, list_exports
-from batchnb.services.health import HealthReport, check_health
-from batchnb.services.listing import BatchPage, BatchSummary, list_batches
-from batchnb.services.manage import (
-    DeleteSummary,
-    bulk_update_status,
-    cancel_batch,
-    delete_batch,
-    retry_failed,
-)
-from batchnb.services.submit import submit
-from batchnb.services.workers import start_worker
-from batchnb.services.workspace import Workspace, default_workspace, open_workspace
+
+if TYPE_CHECKING:
+    from batchnb.jobs.export_records import Selection
+    from batchnb.services.analytics import AnalyticsSummary, analytics_summary
+    from batchnb.services.audit_trail import list_audit_events
+    from batchnb.services.batches import Batch, Progress, get_batch, latest_batch
+    from batchnb.services.exports import ExportHandle, cancel_export, export, list_exports
+    from batchnb.services.health import HealthReport, check_health
+    from batchnb.services.listing import BatchPage, BatchSummary, list_batches
+    from batchnb.services.manage import (
+        DeleteSummary,
+        bulk_update_status,
+        cancel_batch,
+        delete_batch,
+        retry_failed,
+    )
+    from batchnb.services.submit import submit
+    from batchnb.services.workers import start_worker
+    from batchnb.services.workspace import Workspace, default_workspace, open_workspace
+
+# The services pull in pandas, SQLAlchemy, Alembic and Huey (about a second on a small machine),
+# so they are imported on first use (PEP 562): `batchnb --help` and `from batchnb import
+# ConfigurationError` do not pay for them. The TYPE_CHECKING imports above say the same to mypy.
+_LAZY = {
+    "AnalyticsSummary": "batchnb.services.analytics",
+    "Batch": "batchnb.services.batches",
+    "BatchPage": "batchnb.services.listing",
+    "BatchSummary": "batchnb.services.listing",
+    "DeleteSummary": "batchnb.services.manage",
+    "ExportHandle": "batchnb.services.exports",
+    "HealthReport": "batchnb.services.health",
+    "Progress": "batchnb.services.batches",
+    "Selection": "batchnb.jobs.export_records",
+    "Workspace": "batchnb.services.workspace",
+    "analytics_summary": "batchnb.services.analytics",
+    "bulk_update_status": "batchnb.services.manage",
+    "cancel_batch": "batchnb.services.manage",
+    "cancel_export": "batchnb.services.exports",
+    "check_health": "batchnb.services.health",
+    "default_workspace": "batchnb.services.workspace",
+    "delete_batch": "batchnb.services.manage",
+    "export": "batchnb.services.exports",
+    "get_batch": "batchnb.services.batches",
+    "latest_batch": "batchnb.services.batches",
+    "list_audit_events": "batchnb.services.audit_trail",
+    "list_batches": "batchnb.services.listing",
+    "list_exports": "batchnb.services.exports",
+    "open_workspace": "batchnb.services.workspace",
+    "retry_failed": "batchnb.services.manage",
+    "start_worker": "batchnb.services.workers",
+    "submit": "batchnb.services.submit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public service on first use and keep it as a module attribute."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchnb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from batchnb.cli import tables
 from batchnb.cli.group import domain_errors, main
 from batchnb.cli.output import STDOUT, check_output, export_target
 from batchnb.formats import FORMATS
-from batchnb.jobs.export_records import Selection
-from batchnb.services.exports import SUFFIXES, export, list_exports
-from batchnb.services.workspace import open_workspace
+
+# The services (pandas, SQLAlchemy, Huey) are imported inside the commands that use them, so
+# `batchnb --help` does not load them (tests/cli/test_startup.py).
 
 
 @main.command(name="export")
@@ -56,6 +55,12 @@ def export_command(
     background: bool,
 ) -> None:
     """Write the results of BATCH_IDS (and/or --document ids) to a file."""
+    from tqdm import tqdm
+
+    from batchnb.jobs.export_records import Selection
+    from batchnb.services.exports import SUFFIXES, export
+    from batchnb.services.workspace import open_workspace
+
     if not batch_ids and not document_ids:
         raise click.UsageError("give at least one batch id or --document id")
     if output is None and fmt is None:
@@ -105,6 +110,9 @@ def export_command(
 @domain_errors
 def exports_command(limit: int, as_json: bool) -> None:
     """Your newest exports: status, progress, rows, size, file and expiry."""
+    from batchnb.services.exports import list_exports
+    from batchnb.services.workspace import open_workspace
+
     frame = list_exports(workspace=open_workspace(), limit=limit)
     if as_json:
         click.echo(json.dumps(frame.to_dict(orient="records"), default=str))

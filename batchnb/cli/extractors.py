@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import TYPE_CHECKING
 
 import click
 
 from batchnb.cli.group import domain_errors, main
 from batchnb.config import load_settings
 from batchnb.errors import PluginWarning
-from batchnb.extract import ExtractorInfo, ExtractorPool
+
+if TYPE_CHECKING:
+    from batchnb.extract import ExtractorInfo
 
 _UNKNOWN = "-"
 
@@ -27,6 +30,9 @@ def extractors(as_json: bool) -> None:
 
     Plugins that failed to load are listed with their error.
     """
+    # Imported here: the extractors (and their document parsers) are not needed for --help.
+    from batchnb.extract import ExtractorPool
+
     with warnings.catch_warnings():
         # Each broken plugin is listed below with its error; the warning would repeat it.
         warnings.simplefilter("ignore", PluginWarning)

@@ -7,11 +7,14 @@ default columns), so seeing the result first saves a batch run with the wrong co
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from batchnb.cli.group import domain_errors, main
-from batchnb.extract.schema import Field, Schema, default_columns, schema_from_prompt
+
+if TYPE_CHECKING:
+    from batchnb.extract.schema import Field, Schema
 
 
 @main.command()
@@ -27,6 +30,9 @@ def schema(prompt: str, as_json: bool) -> None:
     \b
     Example: batchnb schema "invoice number, date, total, line items"
     """
+    # Imported here: batchnb.extract (and its document parsers) is not needed for --help.
+    from batchnb.extract.schema import schema_from_prompt
+
     built = schema_from_prompt(prompt)
     if as_json:
         click.echo(json.dumps(built.to_dict(), indent=1, ensure_ascii=False))
@@ -37,6 +43,8 @@ def schema(prompt: str, as_json: bool) -> None:
 def describe_schema(schema: Schema) -> str:
     """Aligned columns (field, label, type, description), an array's columns indented below
     it, and a hint for each array that got default columns."""
+    from batchnb.extract.schema import default_columns
+
     lines = [("field", "label", "type", "description")]
     hints = []
     for field in schema.fields:

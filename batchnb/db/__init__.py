@@ -1,6 +1,5 @@
-"""The database layer: models, engine and migrations."""
+"""The database layer: models (``models``), engine (``engine``) and migrations (``migrate``).
 
-from batchnb.db.engine import Database
-from batchnb.db.models import Base, utcnow
-
-__all__ = ["Base", "Database", "utcnow"]
+Import from the modules themselves: this package imports nothing, so a module that needs only
+the status names (``batchnb.db.statuses``) does not load SQLAlchemy.
+"""

@@ -6,6 +6,11 @@ repository's ``alembic.ini`` is only for developers writing new revisions. Every
 own: Alembic sees an external transaction and neither begins nor commits on its own. That matters
 on SQLite, where batchnb's engine emits ``BEGIN`` itself (see ``engine.py``) and Alembic would
 otherwise treat DDL as non-transactional and commit per revision.
+
+Alembic (with Mako) takes longer to import than a short command takes to run, so it is
+imported only where a migration runs or the scripts are read:
+opening a workspace whose database is already at the newest revision costs one query and no
+Alembic (:func:`newest_script_revision` reads the newest revision from the scripts' file names).
 """
 
 from __future__ import annotations
@@ -14,18 +19,17 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from filelock import FileLock
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from batchnb.db.engine import _WRITE_OPTION, Database
 from batchnb.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 """Folder holding ``env.py`` and ``versions/``; shipped inside the wheel."""
@@ -44,6 +48,8 @@ IncludeObject = Callable[[Any, str | None, str, bool, Any], bool]
 def _script_directory() -> ScriptDirectory:
     # Parsing every revision file is the expensive part of a status check; the scripts cannot
     # change while the process runs, so read them once.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
@@ -53,12 +59,26 @@ def _known_revisions() -> frozenset[str]:
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
         # env.py uses this connection (and its transaction) instead of opening its own.
         config.attributes["connection"] = connection
     return config
+
+
+@functools.cache
+def newest_script_revision() -> str | None:
+    """The newest revision as the scripts' file names tell it, without Alembic.
+
+    ``env.py`` numbers revisions 0001, 0002, ... and ``alembic.ini`` names each file
+    ``<revision>_<slug>.py``, so the greatest prefix is the head; a test holds this equal to
+    :func:`head_revision`, which parses the scripts.
+    """
+    scripts = (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py")
+    return max((path.name.split("_", 1)[0] for path in scripts), default=None)
 
 
 def head_revision() -> str:
@@ -71,6 +91,8 @@ def head_revision() -> str:
 
 def current_revision(database: Database) -> str | None:
     """The revision the database is at, or None when it has never been migrated."""
+    from alembic.migration import MigrationContext
+
     with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -174,11 +196,15 @@ def _run(database: Database, action: Callable[[Config], None]) -> None:
 
 def upgrade(database: Database, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` (the newest by default) in one transaction."""
+    from alembic import command
+
     _run(database, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(database: Database, revision: str) -> None:
     """Downgrade the schema to ``revision``; ``"base"`` drops every batchnb table."""
+    from alembic import command
+
     _run(database, lambda config: command.downgrade(config, revision))
 
 
@@ -198,6 +224,8 @@ def _file_lock(lock_path: Path | None) -> Iterator[None]:
     if lock_path is None:
         yield
         return
+    from filelock import FileLock
+
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     # filelock takes an OS lock on Linux, macOS and Windows alike (fcntl is POSIX only).
     with FileLock(lock_path):
@@ -224,9 +252,13 @@ def ensure_current(database: Database, lock_path: Path | None = None) -> bool:
     bool
         True if this call upgraded the database, False if it was already current.
     """
-    head = head_revision()
-    if _quick_revision(database) == head:
+    quick = _quick_revision(database)
+    if quick is not None and quick == newest_script_revision():
         return False
+    from alembic import command
+    from alembic.migration import MigrationContext
+
+    head = head_revision()
     with _file_lock(lock_path), migration_connection(database) as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:

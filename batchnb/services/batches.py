@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import bindparam, func, select
 
 from batchnb.cache import PROGRESS
 from batchnb.db.models import Document, ExtractionBatch, ExtractionJob
 from batchnb.db.statuses import DocumentStatus
-from batchnb.documents.intake import Refusal
 from batchnb.errors import NotFoundError
 from batchnb.formats import Mode
 from batchnb.services import display
-from batchnb.services.exports import ExportHandle, export
-from batchnb.services.results import batch_results, export_dataframe
 from batchnb.services.waiting import wait_until
 from batchnb.services.workspace import Workspace, acting
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batchnb.documents.intake import Refusal
+    from batchnb.services.exports import ExportHandle
+
+# pandas and the export machinery are imported by the methods that need them: counting a
+# batch's documents (`batchnb status`) needs neither.
 
 PROGRESS_KEYS = ("pending", "processing", "completed", "failed", "cancelled")
 FAILURE_COLUMNS = ("document_id", "file_name", "error_kind", "error", "traceback")
@@ -158,6 +163,8 @@ class Batch:
         lists of items), then ``confidence``. Documents still waiting or running have empty
         fields.
         """
+        from batchnb.services.results import batch_results
+
         return batch_results(self.id, self.workspace)
 
     def failures(self) -> pd.DataFrame:
@@ -181,6 +188,8 @@ class Batch:
         ``normal`` gives one row per document with arrays as lists; ``multi-row`` one row per
         item of ``array_field`` with the document's columns repeated.
         """
+        from batchnb.services.results import export_dataframe
+
         return export_dataframe(
             self.id,
             mode,
@@ -198,6 +207,8 @@ class Batch:
         **options: Any,
     ) -> ExportHandle:
         """Export this batch to a file; the options are those of :func:`batchnb.export`."""
+        from batchnb.services.exports import export
+
         return export(self.id, format, mode, path, workspace=self.workspace, **options)
 
 
@@ -227,6 +238,8 @@ def batch_progress(workspace: Workspace, batch_id: int, *, cached: bool = True) 
 
 def batch_failures(workspace: Workspace, batch_id: int) -> pd.DataFrame:
     """One row per failed document of the batch, with its newest job's kind and traceback."""
+    import pandas as pd
+
     newest_job = (
         select(func.max(ExtractionJob.id))
         .where(ExtractionJob.document_id == Document.id)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from batchnb.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = ("completed", "failed", "cancelled", "processing", "pending", "open")
 """Document statuses in the order a bar draws them, finished first (``open``: pending or

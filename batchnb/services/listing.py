@@ -24,23 +24,9 @@ from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.errors import ConfigurationError
 from batchnb.services import display
 from batchnb.services.access import authorize_user, is_admin
+from batchnb.services.listing_columns import COUNT_COLUMNS, SORT_COLUMNS
 from batchnb.services.workspace import Workspace, acting
 
-COUNT_COLUMNS = ("pending", "processing", "completed", "failed", "cancelled")
-"""Documents of a batch per status, as listed (and sortable) on every summary."""
-SORT_COLUMNS = (
-    "id",
-    "name",
-    "owner",
-    "status",
-    "strategy",
-    "extractor",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "document_count",
-    *COUNT_COLUMNS,
-)
 MAX_PAGE_SIZE = 1000
 LIST_TTL_SECONDS = PROGRESS_TTL_SECONDS
 """How long a cached page is served. Pages show statuses and counts that workers change

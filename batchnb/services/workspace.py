@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchnb.cache import SummaryCache, open_cache
 from batchnb.config import Settings, load_settings
@@ -21,16 +21,18 @@ from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.documents.plans import Plan, get_plan
 from batchnb.documents.storage import Storage
-from batchnb.extract import ExtractorPool
-from batchnb.jobs import job_handlers
-from batchnb.jobs.exports import remove_expired_exports
-from batchnb.queue.runner import QueueRuntime
-from batchnb.queue.tasks import register_tasks
-from batchnb.queue.transport import create_huey
+
+if TYPE_CHECKING:
+    from batchnb.extract import ExtractorPool
+    from batchnb.queue.runner import QueueRuntime
 
 
 class Workspace:
-    """One workspace. Cheap to open; the queue runtime and extractors are built on first use."""
+    """One workspace. Cheap to open; the queue runtime and extractors are built on first use.
+
+    Cheap to import too: the queue (Huey), the job handlers and the extractors are imported
+    when first used, so a command that only reads (``batchnb status``) does not load them.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -47,9 +49,14 @@ class Workspace:
         )
         ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
         self.storage = Storage(settings.storage_url)
-        self.extractors = ExtractorPool(settings)
+
+    @cached_property
+    def extractors(self) -> ExtractorPool:
         """The workspace's extractors: each built once from these settings, reused, closed
         when a worker of this workspace or the workspace itself stops."""
+        from batchnb.extract import ExtractorPool
+
+        return ExtractorPool(self.settings)
 
     @property
     def plan(self) -> Plan:
@@ -63,6 +70,11 @@ class Workspace:
     @cached_property
     def runtime(self) -> QueueRuntime:
         """Database + Huey + job handlers; the Huey tasks are registered here."""
+        from batchnb.jobs import job_handlers
+        from batchnb.queue.runner import QueueRuntime
+        from batchnb.queue.tasks import register_tasks
+        from batchnb.queue.transport import create_huey
+
         settings = self.settings
         runtime = QueueRuntime(
             db=self.db,
@@ -90,11 +102,14 @@ class Workspace:
 
     def remove_expired_exports(self) -> int:
         """Delete the files of exports past their expiry (run by the hourly cleanup task)."""
+        from batchnb.jobs.exports import remove_expired_exports
+
         return remove_expired_exports(self.db)
 
     def close(self) -> None:
         """Close the extractors, the queue's storage connection and the database connections."""
-        self.extractors.close()
+        if "extractors" in self.__dict__:
+            self.extractors.close()
         if "runtime" in self.__dict__:
             storage = self.runtime.huey.storage
             if hasattr(storage, "close"):

@@ -199,6 +199,16 @@ def test_ensure_current_upgrades_once(database: Database, tmp_path: Path) -> Non
     assert migrate.current_revision(database) == migrate.head_revision()
 
 
+def test_the_script_file_names_tell_the_head_without_alembic() -> None:
+    """ensure_current's quick check reads the head from file names; Alembic must agree."""
+    scripts = list(migrate._script_directory().walk_revisions())
+    assert scripts
+    for script in scripts:
+        assert script.path is not None
+        assert Path(script.path).name.startswith(f"{script.revision}_"), script.path
+    assert migrate.newest_script_revision() == migrate.head_revision()
+
+
 def test_ensure_current_costs_one_query_when_current(database: Database) -> None:
     migrate.upgrade(database)
     statements: list[str] = []

@@ -110,7 +110,8 @@ class OfflineExtractor:
 
     name = "offline"
     # 2: tables' header rows found whatever the parser marked, an unnamed description column
-    # found by its words, HTML tables, bank statements' dates and balances (results cached under version 1 would keep their missing rows).
+    # found by its words, HTML tables, bank statements' dates and balances (results cached
+    # under version 1 would keep their missing rows).
     version = "2"
     needs = "nothing (no network, no API key)"
 
