@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "evaluation": 6,
     "__init__": 6,
     "cli": 7,
+    "ui": 7,
     "__main__": 8,
 }
 MAX_LINES = 500
