@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         delete_batch,
         retry_failed,
     )
+    from batchnb.services.preview import Preview, preview_extraction
     from batchnb.services.submit import submit
     from batchnb.services.workers import start_worker
     from batchnb.services.workspace import Workspace, default_workspace, open_workspace
@@ -61,6 +62,7 @@ _LAZY = {
     "DeleteSummary": "batchnb.services.manage",
     "ExportHandle": "batchnb.services.exports",
     "HealthReport": "batchnb.services.health",
+    "Preview": "batchnb.services.preview",
     "Progress": "batchnb.services.batches",
     "Selection": "batchnb.jobs.export_records",
     "Workspace": "batchnb.services.workspace",
@@ -78,6 +80,7 @@ _LAZY = {
     "list_batches": "batchnb.services.listing",
     "list_exports": "batchnb.services.exports",
     "open_workspace": "batchnb.services.workspace",
+    "preview_extraction": "batchnb.services.preview",
     "retry_failed": "batchnb.services.manage",
     "start_worker": "batchnb.services.workers",
     "submit": "batchnb.services.submit",
@@ -120,6 +123,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PluginWarning",
+    "Preview",
     "Progress",
     "QueueError",
     "SchemaError",
@@ -142,6 +146,7 @@ __all__ = [
     "list_exports",
     "load_settings",
     "open_workspace",
+    "preview_extraction",
     "retry_failed",
     "start_worker",
     "submit",

@@ -37,6 +37,7 @@ _SERVER_PARAMS = {
     "redis": {"redis", "redis_workspace"},
 }
 _PROCESS_WORDS = ("subprocess.", "Popen(")
+_BROWSER_TESTS = Path(__file__).parent / "browser"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,9 +46,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     So ``pytest -m "not postgres and not redis"`` runs on a laptop with no servers, and
     ``-m "not slow"`` leaves out the tests that start workers, the CLI or pip in processes of
     their own. A test that reaches a server without its mark fails (see the server fixtures),
-    so a mark this hook misses shows up at once.
+    so a mark this hook misses shows up at once. Tests under ``tests/browser`` are marked
+    ``browser`` (and ``slow``: they start Jupyter servers), so ``-m "not browser"`` skips them.
     """
     for item in items:
+        if item.path.is_relative_to(_BROWSER_TESTS):
+            item.add_marker("browser")
+            item.add_marker("slow")
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         params = {str(value) for value in callspec.params.values()} if callspec else set()

@@ -136,6 +136,10 @@ _EXTENSION_PROMISES: dict[str, tuple[frozenset[str], str]] = {
     ".htm": _TEXT_PROMISE,
 }
 
+#: Every extension a document may have (lower case, with the dot); a name without one is
+#: judged by its content alone.
+DOCUMENT_EXTENSIONS: tuple[str, ...] = tuple(_EXTENSION_PROMISES)
+
 #: The extensions under which text content is a document (see :func:`extension_mismatch`).
 TEXT_DOCUMENT_EXTENSIONS: tuple[str, ...] = tuple(
     extension for extension, promise in _EXTENSION_PROMISES.items() if promise is _TEXT_PROMISE

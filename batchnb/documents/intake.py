@@ -199,6 +199,38 @@ def _truncate_name(name: str) -> str:
     return f"{stem or FALLBACK_NAME}{extension}"
 
 
+def type_refusal(name: str, size: int, file_type: FileType) -> str | None:
+    """Why a file of this name, size and detected type is refused, or ``None``.
+
+    The checks on the file alone (empty, extension against content, unsupported type), worded
+    as intake words them; chunked uploads run them on their first bytes.
+    """
+    if size == 0:
+        return "empty file (0 bytes)"
+    mismatch = extension_mismatch(name, file_type)
+    if mismatch:
+        return mismatch
+    if not file_type.supported:
+        hint = _HINTS.get(file_type.kind)
+        return f"unsupported type: {file_type.label}" + (f" ({hint})" if hint else "")
+    return None
+
+
+def plan_refusal(plan: Plan, size: int, accepted_files: int, accepted_bytes: int) -> str | None:
+    """Why ``plan`` refuses one more file of ``size`` bytes after those already accepted."""
+    if size > plan.max_file_bytes:
+        return f"too large: {_compare_sizes(size, plan.max_file_bytes, plan.name)}"
+    if accepted_files >= plan.max_files:
+        return f"over the plan's limit of {plan.max_files:,} files (plan '{plan.name}')"
+    if accepted_bytes + size > plan.max_batch_bytes:
+        total = accepted_bytes + size
+        return (
+            "over the plan's batch size: "
+            f"{_compare_sizes(total, plan.max_batch_bytes, plan.name)} per batch"
+        )
+    return None
+
+
 def format_size(size: int) -> str:
     """``31457280`` → ``"30.0 MiB"``: sizes as refusal messages show them."""
     for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
@@ -326,26 +358,10 @@ class _Intake:
 
     def _check_before_storing(self, name: str, size: int, file_type: FileType) -> str | None:
         """Why the file is refused before its bytes are stored, or ``None``."""
-        plan = self.plan
-        if size == 0:
-            return "empty file (0 bytes)"
-        mismatch = extension_mismatch(name, file_type)
-        if mismatch:
-            return mismatch
-        if not file_type.supported:
-            hint = _HINTS.get(file_type.kind)
-            return f"unsupported type: {file_type.label}" + (f" ({hint})" if hint else "")
-        if size > plan.max_file_bytes:
-            return f"too large: {_compare_sizes(size, plan.max_file_bytes, plan.name)}"
-        if len(self.accepted) >= plan.max_files:
-            return f"over the plan's limit of {plan.max_files:,} files (plan '{plan.name}')"
-        if self._accepted_bytes + size > plan.max_batch_bytes:
-            total = self._accepted_bytes + size
-            return (
-                "over the plan's batch size: "
-                f"{_compare_sizes(total, plan.max_batch_bytes, plan.name)} per batch"
-            )
-        return None
+        refusal = type_refusal(name, size, file_type)
+        if refusal:
+            return refusal
+        return plan_refusal(self.plan, size, len(self.accepted), self._accepted_bytes)
 
     def _admit(
         self, name: str, source: str, size: int, file_type: FileType, stored: StoredObject

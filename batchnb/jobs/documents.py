@@ -19,10 +19,10 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from batchnb.db.engine import Database
 from batchnb.db.models import Document, ExtractedData, ExtractionBatch, ExtractionJob, utcnow
 from batchnb.db.statuses import BatchStatus, DocumentStatus
-from batchnb.documents.parsers import parse_document
 from batchnb.documents.storage import Storage
 from batchnb.errors import SchemaError
 from batchnb.extract import Extractor, Schema
+from batchnb.extract.pipeline import extract_parsed, parse_for_route
 from batchnb.extract.routing import Route
 from batchnb.extract.validation import Rule, completeness_flags, parse_rules, validate
 from batchnb.jobs.batch_status import refresh_batch_status
@@ -287,10 +287,10 @@ class DocumentJobHandler(JobHandler):
         # Parsed from the stored stream: a PDF is read on demand, never held whole.
         with self.storage.open(storage_key) as stream:
             checkpoint()
-            parsed = parse_document(stream, kind, tables=tables)
+            parsed = parse_for_route(stream, kind, route)
         checkpoint()
-        schema, document_info = route.choose(parsed)
-        result = extractor.extract(parsed, schema)
+        run = extract_parsed(parsed, route, extractor)
+        schema, result, document_info = run.schema, run.result, run.document_info
         evidence: dict[str, Any] = result.evidence()
         if document_info is not None:
             evidence[DOCUMENT_INFO_KEY] = document_info

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from batchnb.documents.intake import Refusal
     from batchnb.services.exports import ExportHandle
+    from batchnb.ui.progress import BatchProgress
 
 # pandas and the export machinery are imported by the methods that need them: counting a
 # batch's documents (`batchnb status`) needs neither.
@@ -153,6 +154,18 @@ class Batch:
         # Nobody should see older counts after waiting: drop the cached ones.
         self.workspace.cache.invalidate(PROGRESS)
         return final
+
+    def progress_widget(self, *, interval: float = 1.0) -> BatchProgress:
+        """A live progress panel of this batch (:class:`batchnb.ui.BatchProgress`).
+
+        It updates itself from the notebook's event loop, a cell can run meanwhile; outside a
+        notebook use ``wait(progress=True)`` or ``BatchProgress.watch(batch)`` for a text bar.
+        """
+        # The one import of the ui from the services (see LAYER_EXCEPTIONS in
+        # tests/test_structure.py): the handle offers its widget, imported only when asked.
+        from batchnb.ui.progress import BatchProgress
+
+        return BatchProgress(self, interval=interval)
 
     def results(self) -> pd.DataFrame:
         """One row per document, whatever its status, typed like :meth:`to_dataframe`.

@@ -9,6 +9,7 @@ text: everything is escaped here, and only :class:`Html` built by this module go
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,14 @@ class Html(str):
 def shorten(value: str, limit: int = MAX_TEXT) -> str:
     """``value`` cut to ``limit`` characters, with an ellipsis when cut."""
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+_CREDENTIALS = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``postgresql://me:***@host/db``)."""
+    return _CREDENTIALS.sub(r"\1:***@", url)
 
 
 def format_time(moment: datetime | None) -> str:

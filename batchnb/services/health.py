@@ -9,6 +9,7 @@ from typing import Any
 from batchnb.cache import CacheStats
 from batchnb.db.models import Worker, utcnow
 from batchnb.queue import state
+from batchnb.services import display
 from batchnb.services.workspace import Workspace
 
 
@@ -33,6 +34,41 @@ class HealthReport:
     @property
     def healthy(self) -> bool:
         return not self.problems
+
+    def _rate(self) -> str:
+        return "-" if self.failure_rate is None else f"{self.failure_rate:.0%}"
+
+    def __repr__(self) -> str:
+        state = "healthy" if self.healthy else f"{len(self.problems)} problems"
+        return (
+            f"HealthReport({state}, consumers={len(self.consumers)}, "
+            f"waiting={sum(self.queue_depth.values())}, processing={self.processing}, "
+            f"failure_rate={self._rate()})"
+        )
+
+    def _repr_html_(self) -> str:
+        oldest = self.oldest_pending_seconds
+        facts = [
+            ("consumers", len(self.consumers)),
+            ("waiting", ", ".join(f"{n} {q}" for q, n in self.queue_depth.items()) or "0"),
+            ("processing", self.processing),
+            ("oldest waiting", "-" if oldest is None else f"{oldest:.0f}s"),
+            ("last hour", f"{self.completed_last_hour} completed, {self.failed_last_hour} failed"),
+            ("failure rate", self._rate()),
+        ]
+        problems = display.join(*(display.note(problem) for problem in self.problems))
+        workers = display.section(
+            f"consumers ({len(self.consumers)})",
+            display.table(
+                ("id", "host", "pid", "threads", "last seen"),
+                [
+                    (c["id"], c["hostname"], c["pid"], c["threads"], c["last_seen"])
+                    for c in self.consumers
+                ],
+            ),
+        )
+        title = "Health: ok" if self.healthy else f"Health: {len(self.problems)} problems"
+        return display.card(title, facts, after=display.join(problems, workers))
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from batchnb.jobs.batch_status import OPEN_DOCUMENT_STATUSES, refresh_batch_stat
 from batchnb.jobs.documents import enqueue_document_jobs
 from batchnb.queue import items
 from batchnb.queue.messages import Message
+from batchnb.services import display
 from batchnb.services.access import authorize
 from batchnb.services.audit import record_event
 from batchnb.services.storage_gc import remove_unreferenced
@@ -47,6 +48,14 @@ class DeleteSummary:
     files_removed: int
     stopped: int = 0
     """Queue items that were still waiting or running."""
+
+    def _repr_html_(self) -> str:
+        facts = [
+            ("documents", self.documents),
+            ("files removed", self.files_removed),
+            ("work stopped", f"{self.stopped} queue items"),
+        ]
+        return display.card("Batch deleted", facts)
 
 
 def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[list[T]]:

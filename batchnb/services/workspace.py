@@ -21,6 +21,7 @@ from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.documents.plans import Plan, get_plan
 from batchnb.documents.storage import Storage
+from batchnb.services import display
 
 if TYPE_CHECKING:
     from batchnb.extract import ExtractorPool
@@ -49,6 +50,25 @@ class Workspace:
         )
         ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
         self.storage = Storage(settings.storage_url)
+
+    def __repr__(self) -> str:
+        settings = self.settings
+        return (
+            f"Workspace(home={str(settings.home)!r}, user={settings.user!r}, "
+            f"plan={settings.plan!r}, database={display.mask_url(settings.database_url)!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        settings = self.settings
+        facts = [
+            ("home", settings.home),
+            ("user", settings.user),
+            ("plan", settings.plan),
+            ("database", display.mask_url(settings.database_url)),
+            ("queue", display.mask_url(settings.queue_url)),
+            ("files", display.mask_url(settings.storage_url)),
+        ]
+        return display.card("Workspace", facts)
 
     @cached_property
     def extractors(self) -> ExtractorPool:
@@ -96,7 +116,7 @@ class Workspace:
             runtime,
             temp_dirs,
             settings.temp_max_age_hours,
-            cleanups=[self.remove_expired_exports],
+            cleanups=[self.remove_expired_exports, self.remove_stale_uploads],
         )
         return runtime
 
@@ -105,6 +125,14 @@ class Workspace:
         from batchnb.jobs.exports import remove_expired_exports
 
         return remove_expired_exports(self.db)
+
+    def remove_stale_uploads(self) -> int:
+        """Delete widget uploads (partial or verified) older than ``temp_max_age_hours``
+        (run by the hourly cleanup task); a partial being received is kept."""
+        from batchnb.documents.uploads import UploadArea
+
+        area = UploadArea.for_settings(self.settings)
+        return area.remove_stale(self.settings.temp_max_age_hours)
 
     def close(self) -> None:
         """Close the extractors, the queue's storage connection and the database connections."""

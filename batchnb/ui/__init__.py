@@ -8,7 +8,12 @@ hold no database session. Custom front ends are anywidget ES modules from ``widg
 import importlib
 from typing import Any
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "BatchProgress": "batchnb.ui.progress",
+    "BatchWizard": "batchnb.ui.wizard",
+    "Dropzone": "batchnb.ui.dropzone",
+    "PromptEditor": "batchnb.ui.prompt_editor",
+}
 
 __all__ = sorted(_LAZY)
 

@@ -16,13 +16,17 @@ from batchnb.documents.intake import Refusal
 from batchnb.extract import FunctionExtractor, register_extractor
 from batchnb.queue.worker import Worker
 from batchnb.services import waiting
-from batchnb.services.analytics import analytics_summary
+from batchnb.services.analytics import AnalyticsSummary, analytics_summary
 from batchnb.services.batches import Batch, Progress
+from batchnb.services.display import mask_url
 from batchnb.services.exports import ExportHandle, export
-from batchnb.services.listing import list_batches
+from batchnb.services.health import HealthReport, check_health
+from batchnb.services.listing import BatchPage, BatchSummary, list_batches
+from batchnb.services.manage import DeleteSummary, delete_batch
+from batchnb.services.preview import Preview
 from batchnb.services.submit import submit
 from batchnb.services.waiting import NoWorkerWarning, wait_until
-from batchnb.services.workers import start_worker
+from batchnb.services.workers import make_worker, start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
 from .conftest import SAMPLES
@@ -37,6 +41,20 @@ HOSTILE = "<script>alert('x')</script> & co"
 ADDRESS = re.compile(r"object at 0x|0x[0-9a-f]{6,}")
 SECONDS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 GATED = "gated-display-test"
+
+RESULT_CLASSES: dict[str, type] = {
+    "AnalyticsSummary": AnalyticsSummary,
+    "Batch": Batch,
+    "BatchPage": BatchPage,
+    "BatchSummary": BatchSummary,
+    "DeleteSummary": DeleteSummary,
+    "ExportHandle": ExportHandle,
+    "HealthReport": HealthReport,
+    "Preview": Preview,
+    "Progress": Progress,
+    "Worker": Worker,  # what start_worker() gives back
+    "Workspace": Workspace,
+}
 
 # Documents of GATED wait until a test opens the gate: a batch then stays unfinished, with a
 # worker alive, for exactly as long as the test needs (no sleeps, no timing guesses).
@@ -289,3 +307,75 @@ def test_immediate_mode_never_warns(immediate: Workspace, monkeypatch: pytest.Mo
             progress=False,
         )
     assert last == 2 and not caught
+
+
+# Public classes that are what a call gives back, and how a test makes one holding user text.
+# A public class that is neither here nor in INPUTS fails test_every_public_class_is_audited.
+INPUTS = {
+    "Selection": "an argument of export(), built by the caller",
+    "Settings": "configuration read by load_settings(); `batchnb config` shows it",
+}
+
+
+def test_every_public_class_is_audited() -> None:
+    import batchnb
+
+    classes = {
+        name
+        for name in batchnb.__all__
+        if isinstance(getattr(batchnb, name), type)
+        and not issubclass(getattr(batchnb, name), BaseException | Warning)
+    }
+    assert classes - set(INPUTS) - set(RESULT_CLASSES) == set(), "add it to RESULT_CLASSES"
+    for name in sorted(RESULT_CLASSES):
+        cls = RESULT_CLASSES[name]
+        assert cls.__repr__ is not object.__repr__, f"{name} has no plain repr"
+        assert hasattr(cls, "_repr_html_") or hasattr(cls, "_repr_mimebundle_"), name
+
+
+def test_every_result_shows_as_escaped_html_and_a_short_repr(
+    finished: Batch, immediate: Workspace, tmp_path: Path
+) -> None:
+    page = list_batches(workspace=immediate)
+    hostile_home = open_workspace(home=str(tmp_path / "hostile"), user=HOSTILE)
+    made = {
+        "AnalyticsSummary": analytics_summary(workspace=immediate),
+        "Batch": finished,
+        "BatchPage": page,
+        "BatchSummary": page.rows[0],
+        "ExportHandle": export(finished, "csv", path=tmp_path / "x.csv", workspace=immediate),
+        "HealthReport": check_health(immediate),
+        "Progress": finished.progress(),
+        "Worker": make_worker(immediate, threads=1),
+        "Workspace": hostile_home,
+    }
+    deleted = submit(TEXT_SAMPLES[:1], PROMPT, workspace=immediate)
+    made["DeleteSummary"] = delete_batch(deleted.id, workspace=immediate)
+    try:
+        assert set(made) >= set(RESULT_CLASSES) - {"Preview"}
+        for name, value in made.items():
+            assert isinstance(value, RESULT_CLASSES[name])
+            text = _plain(value)
+            assert text.startswith(name) and "\n" not in text and len(text) < 300, text
+            markup = _html(value)
+            if name in ("Batch", "BatchPage", "BatchSummary", "Workspace"):
+                assert "&lt;script&gt;" in markup, name
+    finally:
+        hostile_home.close()
+
+
+def test_health_report_and_workspace_reprs(immediate: Workspace, tmp_path: Path) -> None:
+    report = check_health(immediate)
+    assert _plain(report) == (
+        "HealthReport(healthy, consumers=0, waiting=0, processing=0, failure_rate=-)"
+    )
+    assert "Health: ok" in _html(report) and "consumers (0)" in _html(report)
+    secret = open_workspace(
+        home=str(tmp_path / "secret"), database_url=f"sqlite:///{tmp_path / 's.db'}"
+    )
+    try:
+        assert _plain(secret).startswith(f"Workspace(home={str(tmp_path / 'secret')!r}, ")
+    finally:
+        secret.close()
+    assert mask_url("postgresql://me:pw@db:5432/x") == "postgresql://me:***@db:5432/x"
+    assert mask_url("redis://:pw@cache:6379/0") == "redis://:***@cache:6379/0"
