@@ -61,6 +61,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if _starts_processes(item):
             item.add_marker("slow")
+    # Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    # thread while its (session-wide) browser is open, which tests of asyncio code must not see.
+    browser = [item for item in items if item.get_closest_marker("browser")]
+    items[:] = [item for item in items if not item.get_closest_marker("browser")] + browser
 
 
 def _starts_processes(item: pytest.Item) -> bool:
