@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= invoice number, date, total
 
-.PHONY: setup system-packages demo test lint typecheck pytest clean
+.PHONY: setup system-packages demo test lint typecheck pytest docs-images clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ pytest: setup system-packages
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The README's and docs' pictures, taken again by the browser tests (screenshot(docs_image=...)).
+docs-images: setup system-packages
+	BATCHNB_TEST_UPDATE_DOCS_IMAGES=1 $(BIN)/pytest -m browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

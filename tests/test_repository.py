@@ -61,3 +61,21 @@ def test_the_path_check_sees_links_and_code_paths() -> None:
     # The check above must not pass by finding nothing: the README names many paths.
     told = _paths_told(REPO / "README.md")
     assert "docs/extraction.md" in told and "samples/documents" in told
+
+
+def test_every_picture_the_docs_show_is_taken_by_a_browser_test() -> None:
+    """README and docs show the browser tests' own screenshots (``make docs-images`` takes
+    them again), so a picture cannot drift from what the product looks like."""
+    taken = {
+        match.group(1)
+        for test in (REPO / "tests" / "browser").glob("*.py")
+        for match in re.finditer(r"""["']([\w-]+\.png)["']""", test.read_text())
+    }
+    shown = {
+        Path(match.group("target")).name
+        for document in MARKDOWN
+        for match in LINK.finditer(document.read_text())
+        if match.group("target").endswith(".png")
+    }
+    assert shown, "no picture found: the link pattern no longer matches"
+    assert shown <= taken, f"pictures no browser test takes: {sorted(shown - taken)}"

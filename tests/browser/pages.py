@@ -124,13 +124,27 @@ def fresh_copy(server: JupyterServer, name: str) -> str:
     return copy
 
 
+def open_notebook7(page: Page, lab: JupyterServer, name: str) -> Locator:
+    """Open ``name`` in Jupyter Notebook 7 and wait until its kernel is idle. Returns the
+    notebook panel."""
+    page.goto(f"{lab.url}/notebooks/{name}")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.wait_for(timeout=LAB_TIMEOUT)
+    wait_lab_idle(page)
+    return panel
+
+
 def open_app(page: Page, server: JupyterServer, name: str) -> str:
     """Open notebook ``name`` as its user would: a Voila app, or a fresh copy in JupyterLab
-    with every cell run. Returns the name opened (the copy's, in JupyterLab)."""
+    or Notebook 7 with every cell run. Returns the name opened (the copy's, in JupyterLab and
+    Notebook 7)."""
     if server.name == "voila":
         open_voila(page, server, name)
         return name
     copy = fresh_copy(server, name)
-    open_lab_notebook(page, server, copy)
+    if server.name == "notebook7":
+        open_notebook7(page, server, copy)
+    else:
+        open_lab_notebook(page, server, copy)
     run_all_cells(page)
     return copy

@@ -180,16 +180,18 @@ class JupyterServer(Process):
         return [pid for pid in _children(self.pid) if b"ipykernel" in _cmdline(pid)]
 
 
-def start_lab(root: Path, env: dict[str, str], log_path: Path) -> JupyterServer:
-    """JupyterLab serving ``root``: no token (nor password: the config folder is empty), no XSRF
-    check, no update or news checks."""
+def start_lab(
+    root: Path, env: dict[str, str], log_path: Path, *, app: str = "lab"
+) -> JupyterServer:
+    """JupyterLab (or, with ``app="notebook"``, Jupyter Notebook 7) serving ``root``: no token
+    (nor password: the config folder is empty), no XSRF check, no update or news checks."""
     _write_lab_settings(Path(env["JUPYTER_CONFIG_DIR"]))
     port = free_port()
     server = JupyterServer(
-        name="jupyterlab",
+        name="jupyterlab" if app == "lab" else "notebook7",
         args=[
             str(BIN / "jupyter"),
-            "lab",
+            app,
             "--no-browser",
             f"--port={port}",
             "--ServerApp.ip=127.0.0.1",
@@ -248,6 +250,10 @@ def start_voila(root: Path, env: dict[str, str], log_path: Path) -> JupyterServe
             # a session of tests does not pile them up.
             "--MappingKernelManager.cull_idle_timeout=120",
             "--MappingKernelManager.cull_interval=30",
+            # Notebook 7's JupyterLab extension ("Open in Notebook" buttons) needs JupyterLab's
+            # document registry, which a Voila page does not share: loaded there it only throws
+            # a module federation error. batchnb's Voila setup leaves it out the same way.
+            "--VoilaConfiguration.extension_denylist=@jupyter-notebook/lab-extension",
         ],
         env=env,
         log_path=log_path,

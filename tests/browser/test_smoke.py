@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import open_lab_notebook, open_voila, run_all_cells
+from tests.browser.pages import open_app, open_lab_notebook, open_voila, run_all_cells
 from tests.browser.servers import JupyterServer
 
 pytest.importorskip("playwright.sync_api", reason="playwright is missing (make setup installs it)")
@@ -43,4 +43,12 @@ def test_widgets_render_in_jupyterlab(
     open_lab_notebook(page, lab_server, "smoke.ipynb")
     screenshot("opened")
     run_all_cells(page)
+    _click_and_check(page, screenshot)
+
+
+def test_widgets_render_in_notebook7(
+    page: Page, notebook7_server: JupyterServer, screenshot: Screenshot
+) -> None:
+    open_app(page, notebook7_server, "smoke.ipynb")
+    screenshot("opened")
     _click_and_check(page, screenshot)

@@ -1,10 +1,12 @@
-"""``BatchWizard`` end to end in a real browser, with each strategy, in Voila and JupyterLab.
+"""``BatchWizard`` end to end in a real browser: each strategy in Voila and JupyterLab, one in
+Notebook 7.
 
 Files are dropped, prompts set, one document previewed (its evidence marked), the batch
 submitted while no worker runs, so its progress is seen waiting, the page reloaded (Voila: a
 new kernel that reattaches to the latest batch; JupyterLab: the same kernel, the widget shows
 the current state), and only then a real ``batchnb worker`` is started: the progress on the
-reloaded page reaches 100%. In JupyterLab another cell runs while the progress is live.
+reloaded page reaches 100%. In JupyterLab and Notebook 7 another cell runs while the progress
+is live (Notebook 7's page is not reloaded).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tests.browser.servers import JupyterServer, Process
 
 pytest.importorskip("playwright.sync_api", reason="playwright is missing (make setup installs it)")
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 Screenshot = Callable[..., Path]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "documents"
@@ -45,7 +47,9 @@ def _add_files(page: Page, screenshot: Screenshot) -> None:
     next_button.click()
 
 
-def _set_prompts(page: Page, strategy: str, screenshot: Screenshot) -> None:
+def _set_prompts(
+    page: Page, strategy: str, screenshot: Screenshot, docs_image: str | None = None
+) -> None:
     wizard = page.locator(".batchnb-wizard").last
     wizard.locator(".batchnb-strategy button", has_text=STRATEGY_BUTTONS[strategy]).click()
     if strategy == "global":
@@ -67,7 +71,7 @@ def _set_prompts(page: Page, strategy: str, screenshot: Screenshot) -> None:
     marks = wizard.locator(".batchnb-preview-output mark.batchnb-evidence")
     expect(marks.first).to_be_visible(timeout=60_000)
     expect(wizard.locator(".batchnb-preview-error")).to_be_empty()
-    screenshot("preview", show=marks.first)
+    screenshot("preview", show=marks.first, docs_image=docs_image)
     wizard.locator("button.batchnb-wizard-next").click()
 
 
@@ -85,20 +89,35 @@ def _review_and_submit(page: Page, strategy: str, screenshot: Screenshot) -> Non
     screenshot("submitted", show=wizard.locator(".batchnb-progress"))
 
 
-def _run_another_cell(page: Page, screenshot: Screenshot) -> None:
-    """Add a cell under the last one and run it while the progress panel is live."""
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt").last.click()
+def _last_prompt(page: Page) -> Locator:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt").last
+
+
+def _start_cell(page: Page, code: str) -> None:
+    """Add a cell under the last one, type ``code`` and run it (without waiting for it)."""
+    _last_prompt(page).click()
     page.keyboard.press("b")  # command mode: insert a cell below
     page.keyboard.press("Enter")
-    page.keyboard.type("print('another cell ran', 6 * 7)")
+    page.keyboard.type(code)
     page.keyboard.press("Shift+Enter")
+
+
+def _run_another_cell(page: Page, screenshot: Screenshot) -> None:
+    """Add a cell under the last one and run it while the progress panel is live."""
+    _start_cell(page, "print('another cell ran', 6 * 7)")
     output = page.locator(".jp-OutputArea-output", has_text="another cell ran 42")
     expect(output).to_be_visible(timeout=30_000)
     screenshot("another-cell", show=output)
 
 
-@pytest.mark.parametrize("strategy", ["global", "per_document", "auto"])
-@pytest.mark.parametrize("frontend", ["voila", "lab"])
+FRONTENDS_AND_STRATEGIES = [
+    *((frontend, strategy) for frontend in ("voila", "lab") for strategy in STRATEGY_BUTTONS),
+    # Notebook 7 shares JupyterLab's widgets and front end: one strategy shows it works there.
+    ("notebook7", "global"),
+]
+
+
+@pytest.mark.parametrize(("frontend", "strategy"), FRONTENDS_AND_STRATEGIES)
 def test_wizard_to_a_finished_batch(
     frontend: str,
     strategy: str,
@@ -113,13 +132,21 @@ def test_wizard_to_a_finished_batch(
     wizard = page.locator(".batchnb-wizard").last
     expect(wizard.locator(".batchnb-wizard-steps")).to_contain_text("1 Files", timeout=60_000)
     _add_files(page, screenshot)
-    _set_prompts(page, strategy, screenshot)
+    # The README shows the Voila app's preview of the one-prompt batch.
+    docs_image = "wizard-preview.png" if (frontend, strategy) == ("voila", "global") else None
+    _set_prompts(page, strategy, screenshot, docs_image)
     _review_and_submit(page, strategy, screenshot)
     batch_title = wizard.locator(".batchnb-progress-title").text_content() or ""
     assert batch_title.startswith("Batch ")
     batch = batch_title.split("·")[0].strip()  # "Batch 7"
 
-    if frontend == "lab":
+    if frontend == "notebook7":
+        _run_another_cell(page, screenshot)
+        # The same view stays live: the worker started below takes it to 100% while a
+        # long cell runs (the updates run on the kernel's event loop, which awaits yield to).
+        _start_cell(page, "import asyncio\nawait asyncio.sleep(120)")
+        progress = wizard.locator(".batchnb-progress").last
+    elif frontend == "lab":
         _run_another_cell(page, screenshot)
         # The progress panel still answers: it shows the batch waiting, not a stale view.
         expect(wizard.locator(".batchnb-progress-percent")).to_have_text("0%")
@@ -135,7 +162,7 @@ def test_wizard_to_a_finished_batch(
     title = progress.locator(".batchnb-progress-title")
     expect(title).to_have_text(re.compile(rf"^{batch} ·"), timeout=60_000)
     expect(progress.locator(".batchnb-progress-percent")).to_have_text("0%")
-    screenshot("reloaded", show=progress)
+    screenshot("live" if frontend == "notebook7" else "reloaded", show=progress)
 
     start_worker(home)
     expect(progress.locator(".batchnb-progress-percent")).to_have_text(
@@ -143,4 +170,8 @@ def test_wizard_to_a_finished_batch(
     )
     expect(progress.locator(".batchnb-progress-eta")).to_have_text("done")
     expect(progress.locator(".batchnb-progress-title")).to_contain_text("completed")
+    if frontend == "notebook7":
+        # The long cell is still running: the progress moved during it.
+        long_cell = page.locator(".jp-CodeCell", has_text="asyncio.sleep(120)")
+        expect(long_cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\*\]"))
     screenshot("finished", show=progress)
