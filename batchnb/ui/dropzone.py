@@ -263,9 +263,7 @@ class Dropzone(anywidget.AnyWidget):
         try:
             end = upload.append(offset, buffers[0] if buffers else b"")
         except OffsetMismatchError as exc:
-            self.send(
-                {"type": "wrong_offset", "id": file_id, "offset": exc.expected, "epoch": epoch}
-            )
+            self._send_wrong_offset(file_id, exc, epoch)
             return
         except UploadError as exc:
             self._fail(file_id, exc)
@@ -284,15 +282,17 @@ class Dropzone(anywidget.AnyWidget):
         try:
             completed = upload.finish(sha256)
         except OffsetMismatchError as exc:
-            self.send(
-                {"type": "wrong_offset", "id": file_id, "offset": exc.expected, "epoch": epoch}
-            )
+            self._send_wrong_offset(file_id, exc, epoch)
             return
         except UploadError as exc:
             self._fail(file_id, exc)
             return
         self._uploads.pop(file_id, None)
         self._verified(file_id, completed)
+
+    def _send_wrong_offset(self, file_id: str, exc: OffsetMismatchError, epoch: object) -> None:
+        """Tell the browser where the partial file really ends, so it sends from there."""
+        self.send({"type": "wrong_offset", "id": file_id, "offset": exc.expected, "epoch": epoch})
 
     def _cancel(self, file_id: str) -> None:
         upload = self._uploads.pop(file_id, None)

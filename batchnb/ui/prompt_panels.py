@@ -58,7 +58,8 @@ def _prompt_row(label: str, value: str, placeholder: str, *classes: str) -> widg
         ),
         *classes,
     )
-    name = widgets.Label(label, layout=widgets.Layout(width="28%"))
+    # A long file name is cut to fit; the whole name shows on hover.
+    name = widgets.Label(label, tooltip=label, layout=widgets.Layout(width="28%"))
     return widgets.HBox([name, box])
 
 

@@ -174,6 +174,14 @@ def test_per_document_names_the_files_left_without_a_prompt(
     assert prompts[RECEIPT_PDF.name] is None
 
 
+def test_a_files_whole_name_shows_on_hover_beside_its_prompt(editor: PromptEditor) -> None:
+    editor.strategy = "per_document"
+    rows = editor.per_document.rows.children
+    labels = {row.children[0].value: row.children[0].tooltip for row in rows}
+
+    assert labels[INVOICE_PDF.name] == INVOICE_PDF.name  # cut to fit, whole on hover
+
+
 def test_per_document_prompts_set_from_code_show_in_their_boxes(editor: PromptEditor) -> None:
     editor.document_prompts = {RECEIPT_PDF.name: "total", "not-a-file.pdf": "date"}
 
