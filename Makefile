@@ -9,7 +9,8 @@ PROMPT ?= invoice number, date, total
 
 .PHONY: setup system-packages demo test lint typecheck pytest docs-images clean
 
-$(BIN)/.installed: pyproject.toml
+# The Voila template is copied into the virtualenv at install: a change to it installs again.
+$(BIN)/.installed: pyproject.toml $(wildcard templates/batchnb/*)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
