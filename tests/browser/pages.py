@@ -49,12 +49,31 @@ def open_lab_notebook(page: Page, lab: JupyterServer, name: str) -> Locator:
     return panel
 
 
+_IDLE = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
+_KERNEL_DIALOG = ".jp-Dialog:has-text('Select Kernel')"
+
+
 def wait_lab_idle(page: Page, timeout: float = LAB_TIMEOUT) -> None:
-    """Wait until the notebook toolbar's kernel indicator says idle."""
-    page.wait_for_selector(
-        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']",
-        timeout=timeout,
-    )
+    """Wait until the notebook toolbar's kernel indicator says idle.
+
+    On two busy cores JupyterLab sometimes asks which kernel to start although the notebook
+    names one (its session request was slow to answer); the dialog's own choice, the
+    notebook's kernel, is then accepted, as a user would.
+    """
+    page.wait_for_selector(f"{_IDLE}, {_KERNEL_DIALOG}", timeout=timeout)
+    if accept_kernel_dialog(page):
+        page.wait_for_selector(_IDLE, timeout=timeout)
+
+
+def accept_kernel_dialog(page: Page) -> bool:
+    """Accept JupyterLab's "Select Kernel" dialog if it shows (see :func:`wait_lab_idle`);
+    returns whether it did."""
+    dialog = page.locator(_KERNEL_DIALOG)
+    if not dialog.count():
+        return False
+    dialog.locator("button.jp-mod-accept").click()
+    dialog.wait_for(state="detached")
+    return True
 
 
 def lab_menu(page: Page, *path: str) -> None:
@@ -76,6 +95,7 @@ def run_all_cells(page: Page, timeout: float = RUN_TIMEOUT) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(1, RUN_ATTEMPTS + 1):
+        accept_kernel_dialog(page)
         lab_menu(page, "Run", "Run All Cells")
         try:
             page.wait_for_function(_ANY_CELL_STARTED, timeout=START_TIMEOUT)
