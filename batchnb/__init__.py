@@ -24,6 +24,7 @@ from batchnb.errors import (
     IntakeError,
     MissingDependencyError,
     NotFoundError,
+    NothingNewError,
     PermissionDeniedError,
     PluginWarning,
     QueueError,
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
         retry_failed,
     )
     from batchnb.services.preview import Preview, preview_extraction
+    from batchnb.services.review import Correction, correct_value, list_corrections, mark_reviewed
+    from batchnb.services.review_ground_truth import GroundTruthSummary, export_ground_truth
+    from batchnb.services.review_status import ReviewStatus, review_status
     from batchnb.services.submit import submit
     from batchnb.services.workers import start_worker
     from batchnb.services.workspace import Workspace, default_workspace, open_workspace
@@ -59,11 +63,14 @@ _LAZY = {
     "Batch": "batchnb.services.batches",
     "BatchPage": "batchnb.services.listing",
     "BatchSummary": "batchnb.services.listing",
+    "Correction": "batchnb.services.review",
     "DeleteSummary": "batchnb.services.manage",
     "ExportHandle": "batchnb.services.exports",
+    "GroundTruthSummary": "batchnb.services.review_ground_truth",
     "HealthReport": "batchnb.services.health",
     "Preview": "batchnb.services.preview",
     "Progress": "batchnb.services.batches",
+    "ReviewStatus": "batchnb.services.review_status",
     "Selection": "batchnb.jobs.export_records",
     "Workspace": "batchnb.services.workspace",
     "analytics_summary": "batchnb.services.analytics",
@@ -71,17 +78,22 @@ _LAZY = {
     "cancel_batch": "batchnb.services.manage",
     "cancel_export": "batchnb.services.exports",
     "check_health": "batchnb.services.health",
+    "correct_value": "batchnb.services.review",
     "default_workspace": "batchnb.services.workspace",
     "delete_batch": "batchnb.services.manage",
     "export": "batchnb.services.exports",
+    "export_ground_truth": "batchnb.services.review_ground_truth",
     "get_batch": "batchnb.services.batches",
     "latest_batch": "batchnb.services.batches",
     "list_audit_events": "batchnb.services.audit_trail",
     "list_batches": "batchnb.services.listing",
+    "list_corrections": "batchnb.services.review",
     "list_exports": "batchnb.services.exports",
+    "mark_reviewed": "batchnb.services.review",
     "open_workspace": "batchnb.services.workspace",
     "preview_extraction": "batchnb.services.preview",
     "retry_failed": "batchnb.services.manage",
+    "review_status": "batchnb.services.review_status",
     "start_worker": "batchnb.services.workers",
     "submit": "batchnb.services.submit",
 }
@@ -101,6 +113,20 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext batchnb``: register ``%batchnb`` and ``%%extract`` (docs/magics.md).
+
+    The magics live with the other notebook code (``batchnb.ui.magics``), imported here by
+    name only when the extension loads, like the services above.
+    """
+    importlib.import_module("batchnb.ui.magics").load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext batchnb``: remove the magics and stop a worker they started."""
+    importlib.import_module("batchnb.ui.magics").unload_ipython_extension(ipython)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -112,20 +138,24 @@ __all__ = [
     "BatchnbError",
     "CancelledError",
     "ConfigurationError",
+    "Correction",
     "DeleteSummary",
     "DocumentError",
     "ExportError",
     "ExportHandle",
     "ExtractorError",
+    "GroundTruthSummary",
     "HealthReport",
     "IntakeError",
     "MissingDependencyError",
     "NotFoundError",
+    "NothingNewError",
     "PermissionDeniedError",
     "PluginWarning",
     "Preview",
     "Progress",
     "QueueError",
+    "ReviewStatus",
     "SchemaError",
     "Selection",
     "Settings",
@@ -136,18 +166,23 @@ __all__ = [
     "cancel_batch",
     "cancel_export",
     "check_health",
+    "correct_value",
     "default_workspace",
     "delete_batch",
     "export",
+    "export_ground_truth",
     "get_batch",
     "latest_batch",
     "list_audit_events",
     "list_batches",
+    "list_corrections",
     "list_exports",
     "load_settings",
+    "mark_reviewed",
     "open_workspace",
     "preview_extraction",
     "retry_failed",
+    "review_status",
     "start_worker",
     "submit",
 ]

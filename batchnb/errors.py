@@ -57,6 +57,12 @@ class IntakeError(BatchnbError):
     kind = "intake"
 
 
+class NothingNewError(IntakeError):
+    """``submit(..., skip_processed=True)`` found only files that were processed before."""
+
+    kind = "nothing_new"
+
+
 class DocumentError(BatchnbError):
     """One document cannot be processed: corrupt, encrypted, empty, unsupported.
 

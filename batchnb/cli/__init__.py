@@ -3,9 +3,9 @@
 Commands live in one module per subject and register themselves on :data:`main` when imported.
 """
 
-from batchnb.cli import analytics, batches, exports, manage, system
+from batchnb.cli import analytics, app, batches, exports, manage, review, system
 from batchnb.cli import extractors as extractors
 from batchnb.cli import schema as schema
 from batchnb.cli.group import main
 
-__all__ = ["analytics", "batches", "exports", "main", "manage", "system"]
+__all__ = ["analytics", "app", "batches", "exports", "main", "manage", "review", "system"]

@@ -181,8 +181,9 @@ def _print_table(results: pd.DataFrame) -> None:
     if results.empty:
         click.echo("(no documents)")
         return
-    # The ids say nothing to a reader of one batch's table (they are in the exported file).
-    shown = results.drop(columns=["document_id", "batch_id"])
+    # The ids say nothing to a reader of one batch's table (they are in the exported file),
+    # and a batch that has just run has nothing reviewed or corrected yet.
+    shown = results.drop(columns=["document_id", "batch_id", "reviewed", "corrected"])
     click.echo(tables.render(shown, max_rows=RUN_TABLE_ROWS, see_all="-o FILE writes them all"))
 
 
@@ -219,12 +220,15 @@ def status(batch_id: int | None, as_json: bool, failures: bool, with_traceback: 
     progress = batch.progress()
     info = batch.info()
     failed = batch.failures() if failures else None
+    review = batch.review_status()
     if as_json:
         summary: dict[str, object] = {
             "batch": batch.id,
             "status": info.status,
             **progress.as_dict(),
             "total": progress.total,
+            "reviewed": review.reviewed,
+            "corrections": review.corrections,
         }
         if failed is not None:
             shown = failed if with_traceback else failed.drop(columns=["traceback"])
@@ -234,6 +238,8 @@ def status(batch_id: int | None, as_json: bool, failures: bool, with_traceback: 
     click.echo(f"batch {batch.id} ({info.name}): {info.status}")
     for key, value in progress.as_dict().items():
         click.echo(f"  {key:<11}{value}")
+    if review.completed:
+        click.echo(f"  {review.text}, {review.corrections} corrected values")
     for row in [] if failed is None else failed.itertuples():
         click.echo(f"failed {row.file_name} [{row.error_kind}]: {row.error}")
         if with_traceback and row.traceback:

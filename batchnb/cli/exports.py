@@ -35,6 +35,9 @@ from batchnb.formats import FORMATS
 @click.option("--include-failed", is_flag=True, help="Also failed and cancelled documents.")
 @click.option("--confidence", is_flag=True, help="Add confidence and evidence columns.")
 @click.option(
+    "--originals", is_flag=True, help="The values as extracted, without people's corrections."
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
@@ -51,6 +54,7 @@ def export_command(
     array_field: str | None,
     include_failed: bool,
     confidence: bool,
+    originals: bool,
     output: Path | None,
     background: bool,
 ) -> None:
@@ -85,6 +89,7 @@ def export_command(
                 array_field=array_field,
                 include_failed=include_failed,
                 include_confidence=confidence,
+                originals=originals,
                 background=background,
                 workspace=workspace,
                 on_progress=update,

@@ -138,6 +138,9 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
     )
+    # Someone checked the document's values (migration 0007); cleared when unmarked.
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
 
     batch: Mapped[ExtractionBatch] = relationship(back_populates="documents")
 
@@ -257,6 +260,37 @@ class ExtractedData(Base):
         Index("ix_extracted_data_data_gin", "data", postgresql_using="gin").ddl_if(
             dialect="postgresql"
         ),
+    )
+
+
+class FieldCorrection(Base):
+    """One correction of one extracted value by a person (migration 0007).
+
+    ``field`` is a path: a field name (``total``) or an array item's field
+    (``line_items.2.amount``, 0-based). Rows are never updated: the newest correction of a
+    field (highest id) is its value, older ones are its history. The extracted result itself is
+    left as it was, so the originals stay readable.
+    """
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("extraction_batches.id", ondelete="CASCADE"), nullable=False
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    field: Mapped[str] = mapped_column(String(255), nullable=False)
+    old_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    corrected_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_corrections_document_id", "document_id"),
+        Index("ix_corrections_batch_id", "batch_id"),
+        {"sqlite_autoincrement": True},
     )
 
 

@@ -85,24 +85,29 @@ def _pdf_png(pdf: Any) -> bytes:
     page = pdf[0]
     try:
         width, height = page.get_size()
-        scale = THUMBNAIL_PIXELS / max(width, height, 1)
-        bitmap = page.render(scale=scale, rev_byteorder=True)
-        try:
-            channels = bitmap.n_channels
-            rows = b"".join(
-                bytes(
-                    bitmap.buffer[y * bitmap.stride : y * bitmap.stride + bitmap.width * channels]
-                )
-                for y in range(bitmap.height)
-            )
-            if channels == 4:  # RGBA/RGBX: drop the fourth byte
-                rows = b"".join(rows[i : i + 3] for i in range(0, len(rows), 4))
-                channels = 3
-            return png_bytes(bitmap.width, bitmap.height, rows, channels)
-        finally:
-            bitmap.close()
+        return pdf_page_png(page, THUMBNAIL_PIXELS / max(width, height, 1))[0]
     finally:
         page.close()
+
+
+def pdf_page_png(page: Any, scale: float) -> tuple[bytes, int, int]:
+    """Render one pypdfium2 page at ``scale`` (pixels per PDF point) as PNG bytes, with the
+    image's width and height in pixels. Thumbnails and the document view both use it."""
+    bitmap = page.render(scale=scale, rev_byteorder=True)
+    try:
+        channels = bitmap.n_channels
+        rows = b"".join(
+            bytes(bitmap.buffer[y * bitmap.stride : y * bitmap.stride + bitmap.width * channels])
+            for y in range(bitmap.height)
+        )
+        if channels == 4:  # RGBA/RGBX: drop the fourth byte
+            rgb = bytearray(len(rows) // 4 * 3)
+            for offset in range(3):
+                rgb[offset::3] = rows[offset::4]
+            rows, channels = bytes(rgb), 3
+        return png_bytes(bitmap.width, bitmap.height, rows, channels), bitmap.width, bitmap.height
+    finally:
+        bitmap.close()
 
 
 def _image_pages(path: Path) -> int:

@@ -4,6 +4,11 @@ Reading is keyset-paginated (``documents.id > last``), one short read per page o
 :data:`PAGE_SIZE` documents, so an export of any size holds one page at a time and never keeps a
 transaction open while the file is written. :func:`combined_schema` gives the columns: the
 union of the schemas of every result of the selection.
+
+Corrections people made (the ``corrections`` table) are laid over the stored values here, and
+only here, so every way of reading results (export files, ``batch.results()``,
+``to_dataframe``) shows the corrected values; ``Selection(originals=True)`` reads the values as
+extracted. A page costs one more query for its corrections, whatever their number.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, cast, func, or_, select
 
 from batchnb.db.engine import Database
-from batchnb.db.models import Document, ExtractedData
+from batchnb.db.models import Document, ExtractedData, FieldCorrection
 from batchnb.db.statuses import DocumentStatus
 from batchnb.errors import ExportError
 from batchnb.formats import ExportRecord
@@ -30,10 +35,14 @@ MAX_DOCUMENT_IDS = 10_000
 
 @dataclass(frozen=True)
 class Selection:
-    """Which documents an export takes: every document of ``batch_ids`` plus ``document_ids``."""
+    """Which documents an export takes: every document of ``batch_ids`` plus ``document_ids``.
+
+    ``originals`` reads the values as they were extracted, leaving out people's corrections.
+    """
 
     batch_ids: tuple[int, ...] = ()
     document_ids: tuple[int, ...] = ()
+    originals: bool = False
 
     def __post_init__(self) -> None:
         if not self.batch_ids and not self.document_ids:
@@ -44,15 +53,22 @@ class Selection:
                 f"{MAX_DOCUMENT_IDS} can be, select whole batches instead"
             )
 
-    def as_dict(self) -> dict[str, list[int]]:
-        """The JSON form stored in ``exports.selection``."""
-        return {"batch_ids": list(self.batch_ids), "document_ids": list(self.document_ids)}
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form stored in ``exports.selection`` (``originals`` only when set)."""
+        found: dict[str, Any] = {
+            "batch_ids": list(self.batch_ids),
+            "document_ids": list(self.document_ids),
+        }
+        if self.originals:
+            found["originals"] = True
+        return found
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> Selection:
         return cls(
             tuple(int(i) for i in value.get("batch_ids", ())),
             tuple(int(i) for i in value.get("document_ids", ())),
+            bool(value.get("originals", False)),
         )
 
     def condition(self) -> ColumnElement[bool]:
@@ -162,6 +178,80 @@ _PAGE_RESULTS_WITH_EVIDENCE = (
 )
 
 
+_PAGE_CORRECTIONS = (
+    select(FieldCorrection.document_id, FieldCorrection.field, FieldCorrection.new_value)
+    .where(FieldCorrection.document_id.in_(bindparam("ids", expanding=True)))
+    .order_by(FieldCorrection.id)
+)
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """Where a correction goes: a field (``total``) or an array item's field
+    (``line_items.2.amount``, ``index`` 0-based)."""
+
+    name: str
+    index: int | None = None
+    item_field: str | None = None
+
+    def __str__(self) -> str:
+        if self.index is None:
+            return self.name
+        return f"{self.name}.{self.index}.{self.item_field}"
+
+
+def parse_field_path(path: str) -> FieldPath:
+    """Read ``"total"`` or ``"line_items.2.amount"``; :class:`ValueError` for anything else."""
+    parts = str(path).strip().split(".")
+    if len(parts) == 1 and parts[0]:
+        return FieldPath(parts[0])
+    if len(parts) == 3 and all(parts) and parts[1].isdigit():
+        return FieldPath(parts[0], int(parts[1]), parts[2])
+    raise ValueError(
+        f"{path!r} is not a field path: give a field name ('total') or an array item's field "
+        "('line_items.2.amount', items counted from 0)"
+    )
+
+
+def apply_corrections(
+    data: Mapping[str, Any], corrections: Sequence[tuple[str, Any]]
+) -> dict[str, Any]:
+    """``data`` with each (field path, value) applied in order: the last one of a field wins.
+
+    An item correction patches that item of the array (a copy: ``data`` is left as it was);
+    one naming an item the array does not have is skipped.
+    """
+    patched = dict(data)
+    for path, value in corrections:
+        where = parse_field_path(path)
+        if where.index is None:
+            patched[where.name] = value
+            continue
+        items = patched.get(where.name)
+        if not isinstance(items, list) or where.index >= len(items):
+            continue
+        items = list(items)
+        item = items[where.index]
+        items[where.index] = {
+            **(item if isinstance(item, Mapping) else {}),
+            where.item_field: value,
+        }
+        patched[where.name] = items
+    return patched
+
+
+def read_corrections(
+    connection: Connection, document_ids: Sequence[int]
+) -> dict[int, list[tuple[str, Any]]]:
+    """Each document's corrections as (field path, new value), oldest first (one query)."""
+    found: dict[int, list[tuple[str, Any]]] = {}
+    if not document_ids:
+        return found
+    for row in connection.execute(_PAGE_CORRECTIONS, {"ids": list(document_ids)}):
+        found.setdefault(row.document_id, []).append((row.field, row.new_value))
+    return found
+
+
 def iter_export_records(
     db: Database,
     selection: Selection,
@@ -174,7 +264,8 @@ def iter_export_records(
     """The selected documents in id order, each with its newest result, one page at a time.
 
     Records carry no schema: the export's columns come from :func:`combined_schema`, which
-    covers every result of the selection. Evidence is read only when ``with_evidence``.
+    covers every result of the selection. Evidence is read only when ``with_evidence``. Values
+    are corrected (see :func:`apply_corrections`) unless the selection asks for ``originals``.
     """
     documents = (
         select(Document.id, Document.file_name, Document.batch_id, Document.status, Document.error)
@@ -193,23 +284,28 @@ def iter_export_records(
             page = connection.execute(documents, {"last": last}).all()
             if not page:
                 return
+            ids = [d.id for d in page]
             results = {
                 row.document_id: row  # ordered by id: the newest result of a document wins
-                for row in connection.execute(results_query, {"ids": [d.id for d in page]})
+                for row in connection.execute(results_query, {"ids": ids})
             }
+            corrections = {} if selection.originals else read_corrections(connection, ids)
         for document in page:
             result = results.get(document.id)
             evidence: dict[str, Any] = {}
             if with_evidence and result is not None:
                 evidence = json.loads(result.evidence) or {}
                 evidence.pop(DOCUMENT_INFO_KEY, None)
+            data = json.loads(result.data) if result is not None else {}
+            if result is not None and document.id in corrections:
+                data = apply_corrections(data, corrections[document.id])
             yield ExportRecord(
                 document_id=document.id,
                 file_name=document.file_name,
                 batch_id=document.batch_id,
                 status=document.status,
                 error=document.error,
-                data=json.loads(result.data) if result is not None else {},
+                data=data,
                 confidence=result.confidence if result is not None else None,
                 evidence=evidence,
             )

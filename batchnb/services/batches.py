@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from batchnb.documents.intake import Refusal
     from batchnb.services.exports import ExportHandle
+    from batchnb.services.review_status import ReviewStatus
     from batchnb.ui.progress import BatchProgress
+    from batchnb.ui.results_view import ResultsView
 
 # pandas and the export machinery are imported by the methods that need them: counting a
 # batch's documents (`batchnb status`) needs neither.
@@ -86,15 +88,26 @@ class Batch:
     def _repr_html_(self) -> str | None:
         def build() -> display.Html:
             row = self.info()
-            return display.batch_card(
-                self.id,
-                row.name,
-                row.status,
-                self.progress().as_dict(),
-                created_at=row.created_at,
-                owner=row.owner,
-                extractor=row.extractor,
-                refused=[(r.file_name, r.reason) for r in self.refused],
+            progress = self.progress().as_dict()
+            facts: list[tuple[str, object]] = [
+                ("documents", display.progress_html(progress)),
+                ("created", row.created_at),
+                ("owner", row.owner),
+                ("extractor", row.extractor),
+            ]
+            if progress["completed"]:
+                facts.append(("review", self.review_status().text))
+            after: object = ""
+            if self.refused:
+                refused = [(r.file_name, r.reason) for r in self.refused]
+                after = display.join(
+                    display.Html(
+                        f"<div style='margin-top:0.4em'>{len(refused)} refused at intake:</div>"
+                    ),
+                    display.table(("file", "reason"), refused),
+                )
+            return display.card(
+                f"Batch {self.id} · {row.name}", facts, status=row.status, after=after
             )
 
         return display.html_or_none(build)
@@ -167,18 +180,33 @@ class Batch:
 
         return BatchProgress(self, interval=interval)
 
-    def results(self) -> pd.DataFrame:
+    def results(self, *, originals: bool = False) -> pd.DataFrame:
         """One row per document, whatever its status, typed like :meth:`to_dataframe`.
 
         Columns: ``document_id``, ``file_name``, ``batch_id``, ``status``, ``error``, for an
         "auto" batch ``document_type`` and ``type_confidence``, then each field in schema
         order (money as an amount and a ``_currency`` column, dates as datetimes, arrays as
-        lists of items), then ``confidence``. Documents still waiting or running have empty
-        fields.
+        lists of items), then ``reviewed`` (marked as checked), ``corrected`` (the paths of
+        the document's corrected fields) and ``confidence``. Documents still waiting
+        or running have empty fields. Values are corrected (see :func:`batchnb.correct_value`)
+        unless ``originals``: then they are as extracted.
         """
         from batchnb.services.results import batch_results
 
-        return batch_results(self.id, self.workspace)
+        return batch_results(self.id, self.workspace, originals=originals)
+
+    def review(self) -> ResultsView:
+        """The batch's results as a grid to review and correct (:class:`batchnb.ui.ResultsView`)."""
+        # Like progress_widget: the one other import of the ui from the services, when asked.
+        from batchnb.ui.results_view import ResultsView
+
+        return ResultsView(self, workspace=self.workspace)
+
+    def review_status(self) -> ReviewStatus:
+        """How many documents are reviewed and corrected (:func:`batchnb.review_status`)."""
+        from batchnb.services.review_status import review_status
+
+        return review_status(self.id, workspace=self.workspace)
 
     def failures(self) -> pd.DataFrame:
         """The failed documents: why (``error``, ``error_kind``) and where (``traceback``).
@@ -195,11 +223,13 @@ class Batch:
         array_field: str | None = None,
         include_failed: bool = False,
         include_confidence: bool = False,
+        originals: bool = False,
     ) -> pd.DataFrame:
         """The batch's results shaped like an export (see :func:`batchnb.export`).
 
         ``normal`` gives one row per document with arrays as lists; ``multi-row`` one row per
-        item of ``array_field`` with the document's columns repeated.
+        item of ``array_field`` with the document's columns repeated. Corrected values replace
+        the extracted ones unless ``originals``.
         """
         from batchnb.services.results import export_dataframe
 
@@ -209,6 +239,7 @@ class Batch:
             array_field=array_field,
             include_failed=include_failed,
             include_confidence=include_confidence,
+            originals=originals,
             workspace=self.workspace,
         )
 

@@ -9,6 +9,7 @@ by the cleanup task once it expires; a path the user names is theirs and is kept
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -190,6 +191,13 @@ def to_selection(value: SelectionInput) -> Selection:
     )
 
 
+def with_originals(selection: Selection, originals: bool) -> Selection:
+    """``selection`` reading the values as extracted when ``originals`` (or it already does)."""
+    if originals and not selection.originals:
+        return dataclasses.replace(selection, originals=True)
+    return selection
+
+
 def resolve_format(fmt: str | None, path: Path | None) -> str:
     """The format asked for, or the one ``path``'s suffix names; the two must agree."""
     from_suffix = SUFFIXES.get(path.suffix.lower()) if path is not None else None
@@ -229,6 +237,7 @@ def export(
     array_field: str | None = None,
     include_failed: bool = False,
     include_confidence: bool = False,
+    originals: bool = False,
     background: bool | None = None,
     workspace: Workspace | None = None,
     actor: str | None = None,
@@ -252,6 +261,9 @@ def export(
         a generated name and expires after ``BATCHNB_EXPORT_RETENTION_HOURS``.
     include_confidence:
         Add each document's confidence and the evidence of every value (page, span, text).
+    originals:
+        Write the values as they were extracted. By default people's corrections (see
+        :func:`batchnb.correct_value`) replace the values they corrected.
     background:
         Run on the ``exports`` queue (``True``), here (``False``), or decide by size (``None``:
         in the background above ``BATCHNB_EXPORT_BACKGROUND_DOCUMENTS`` documents when a
@@ -270,7 +282,7 @@ def export(
         ``actor`` does not own a selected batch.
     """
     workspace, actor = acting(workspace, actor)
-    chosen = to_selection(selection)
+    chosen = with_originals(to_selection(selection), originals)
     target = Path(path).expanduser().resolve() if path is not None else None
     fmt = resolve_format(format, target)
     writer_for(fmt, mode)
@@ -299,6 +311,7 @@ def export(
             "array_field": array_field,
             "include_failed": include_failed,
             "include_confidence": include_confidence,
+            "originals": chosen.originals,
         },
     )
     handle = ExportHandle(export_id, workspace)

@@ -443,3 +443,27 @@ def _refuse_open(session: Session, batch_ids: list[int], status: str) -> None:
             f"cannot mark batches {status} while documents are pending or processing: "
             f"{shown}; cancel them or wait until they finish"
         )
+
+
+def check_batches(
+    batch_ids: Sequence[int],
+    action: str,
+    *,
+    actor: str | None = None,
+    workspace: Workspace | None = None,
+) -> None:
+    """Check, before an operation on several batches, that ``actor`` may do ``action`` to each.
+
+    A bulk operation built from the one-batch functions (delete, cancel, retry) calls this
+    first, so that a refusal for one batch leaves every batch as it was instead of stopping
+    half-way. A refusal is audited once per batch not owned, like the functions' own checks.
+
+    Raises
+    ------
+    NotFoundError
+        A batch does not exist.
+    PermissionDeniedError
+        ``actor`` neither owns one of the batches nor is an admin.
+    """
+    workspace, actor = acting(workspace, actor)
+    authorize(workspace, actor, action, batch_ids)

@@ -25,9 +25,12 @@ from batchnb.jobs.export_records import (
     selected_batch_ids,
 )
 from batchnb.services.access import authorize
-from batchnb.services.exports import SelectionInput, to_selection
+from batchnb.services.exports import SelectionInput, to_selection, with_originals
+from batchnb.services.review import review_marks
 from batchnb.services.workspace import Workspace, acting
 
+REVIEW_COLUMNS = ("reviewed", "corrected")
+"""Columns :func:`batch_results` puts before ``confidence``: the review marks a grid shows."""
 TYPE_COLUMNS = ("document_type", "type_confidence")
 """Columns a batch of the "auto" strategy adds after ``error``: what each document was
 recognised as, and how sure the classifier was."""
@@ -40,6 +43,7 @@ def export_dataframe(
     array_field: str | None = None,
     include_failed: bool = False,
     include_confidence: bool = False,
+    originals: bool = False,
     workspace: Workspace | None = None,
     actor: str | None = None,
 ) -> pd.DataFrame:
@@ -47,7 +51,8 @@ def export_dataframe(
 
     Columns and modes are those of :func:`batchnb.export` (``sheets`` is for Excel files
     only). Date columns become ``datetime64`` when every value is a date; arrays stay lists
-    of dicts in normal mode.
+    of dicts in normal mode. Corrected values replace the extracted ones unless
+    ``originals``.
     """
     if mode not in get_args(Mode) or mode == "sheets":
         raise ExportError(f"to_dataframe takes mode 'normal' or 'multi-row', not {mode!r}")
@@ -55,7 +60,7 @@ def export_dataframe(
     return _frame(
         workspace,
         actor,
-        to_selection(selection),
+        with_originals(to_selection(selection), originals),
         mode,
         array_field=array_field,
         include_failed=include_failed,
@@ -64,12 +69,19 @@ def export_dataframe(
 
 
 def batch_results(
-    batch_id: int, workspace: Workspace | None = None, actor: str | None = None
+    batch_id: int,
+    workspace: Workspace | None = None,
+    actor: str | None = None,
+    *,
+    originals: bool = False,
 ) -> pd.DataFrame:
     """Every document of a batch, whatever its status, as :func:`export_dataframe` types it.
 
     An "auto" batch adds :data:`TYPE_COLUMNS` after ``error``; the document's mean
-    ``confidence`` comes last (its evidence is in ``to_dataframe(include_confidence=True)``).
+    ``confidence`` comes last (its evidence is in ``to_dataframe(include_confidence=True)``),
+    right after :data:`REVIEW_COLUMNS`: ``reviewed`` (whether someone marked the document as
+    checked) and ``corrected`` (the paths of its corrected fields, e.g. ``["total",
+    "line_items.0.amount"]``). Values are corrected unless ``originals``.
     """
     workspace, actor = acting(workspace, actor)
     with workspace.db.connect() as connection:
@@ -81,7 +93,7 @@ def batch_results(
     frame = _frame(
         workspace,
         actor,
-        Selection(batch_ids=(batch_id,)),
+        Selection(batch_ids=(batch_id,), originals=originals),
         "normal",
         include_failed=True,
         include_confidence=True,
@@ -94,6 +106,12 @@ def batch_results(
         for offset, column in enumerate(TYPE_COLUMNS):
             values = [found.get(document_id, {}).get(column) for document_id in frame.document_id]
             frame.insert(at + offset, column, values)
+    corrected, reviewed = review_marks(workspace, batch_id)
+    at = list(frame.columns).index("confidence")
+    frame.insert(at, "reviewed", [document_id in reviewed for document_id in frame.document_id])
+    frame.insert(
+        at + 1, "corrected", [corrected.get(document_id, []) for document_id in frame.document_id]
+    )
     return frame
 
 

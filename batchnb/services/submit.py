@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from batchnb.cache import ANALYTICS, BATCHES, PROGRESS
 from batchnb.db.models import Document, ExtractionBatch, utcnow
 from batchnb.db.statuses import BatchStatus, DocumentStatus
 from batchnb.documents.intake import IncomingFile, Refusal, collect
-from batchnb.errors import ConfigurationError, IntakeError, SchemaError
+from batchnb.errors import ConfigurationError, IntakeError, NothingNewError, SchemaError
 from batchnb.extract import Schema, schema_from_dict, schema_from_prompt
 from batchnb.extract.routing import DEFAULT_MIN_CONFIDENCE
 from batchnb.extract.schema_input import SchemaInput, coerce_schema
@@ -51,6 +51,7 @@ def submit(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     rules: Sequence[Mapping[str, Any]] | None = None,
     result_cache: bool | None = None,
+    skip_processed: bool = False,
 ) -> Batch:
     """Create a batch from paths, globs, folders or (name, bytes) pairs and queue every file.
 
@@ -89,6 +90,11 @@ def submit(
         ``False`` extracts every document again even when a stored result of the same bytes,
         schema and extractor version exists (e.g. while developing an extractor); ``None``
         follows ``BATCHNB_RESULT_CACHE``.
+    skip_processed:
+        Leave out files whose content (SHA-256) the owner has submitted before, in any batch,
+        unless that document was cancelled: they are listed on ``batch.refused`` as
+        "processed before in batch N". If no file is left, :class:`NothingNewError` (an
+        :class:`IntakeError`) says so. For runs over a folder that keeps growing.
     """
     workspace, owner = acting(workspace, owner)
     document_prompts = document_prompts or {}
@@ -111,28 +117,63 @@ def submit(
     # The stored files are made durable together before any row names them.
     with workspace.storage.deferred_sync():
         intake = collect(sources, plan=workspace.plan, storage=workspace.storage)
-    if not intake.accepted:
-        reasons = "; ".join(f"{r.file_name}: {r.reason}" for r in intake.refused) or "no files"
+    accepted, refused = intake.accepted, list(intake.refused)
+    if skip_processed:
+        accepted, known = _leave_out_processed(workspace, owner, accepted)
+        refused += known
+        if not accepted and known:
+            raise NothingNewError(
+                f"nothing new to process: all {len(known)} accepted files were processed before"
+            )
+    if not accepted:
+        reasons = "; ".join(f"{r.file_name}: {r.reason}" for r in refused) or "no files"
         raise IntakeError(f"nothing to process: {reasons}")
     if strategy == "per_document" and prompt is None and "schema" not in options:
-        _check_every_file_has_a_prompt(intake.accepted, document_prompts)
+        _check_every_file_has_a_prompt(accepted, document_prompts)
     batch_id, messages = _create_rows(
         workspace,
-        intake.accepted,
+        accepted,
         prompt=prompt,
-        name=name or _default_name(intake.accepted),
+        name=name or _default_name(accepted),
         extractor=extractor,
         priority=priority,
         owner=owner,
         strategy=strategy,
         options=options,
         document_prompts=document_prompts,
-        refused=intake.refused,
+        refused=refused,
         removal_watermark=watermark,
     )
     workspace.runtime.dispatch(messages)
     workspace.cache.invalidate(BATCHES, PROGRESS, ANALYTICS)
-    return Batch(batch_id, workspace, list(intake.refused))
+    return Batch(batch_id, workspace, refused)
+
+
+def _leave_out_processed(
+    workspace: Workspace, owner: str, files: list[IncomingFile]
+) -> tuple[list[IncomingFile], list[Refusal]]:
+    """``files`` split into those the owner never submitted and refusals for the others."""
+    hashes = sorted({f.content_hash for f in files})
+    seen: dict[str, int] = {}
+    with workspace.db.connect() as connection:
+        for chunk in (hashes[i : i + 500] for i in range(0, len(hashes), 500)):
+            rows = connection.execute(
+                select(Document.content_hash, func.max(Document.batch_id))
+                .where(
+                    Document.owner == owner,
+                    Document.content_hash.in_(chunk),
+                    Document.status != DocumentStatus.CANCELLED.value,
+                )
+                .group_by(Document.content_hash)
+            )
+            seen.update({content_hash: batch_id for content_hash, batch_id in rows})
+    fresh = [f for f in files if f.content_hash not in seen]
+    known = [
+        Refusal(f.file_name, f.source, f"processed before in batch {seen[f.content_hash]}")
+        for f in files
+        if f.content_hash in seen
+    ]
+    return fresh, known
 
 
 def _strategy_options(

@@ -9,10 +9,15 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
+    "AnalyticsDashboard": "batchnb.ui.analytics_dashboard",
+    "HelpPanel": "batchnb.ui.help",
+    "BatchManager": "batchnb.ui.batch_manager",
     "BatchProgress": "batchnb.ui.progress",
     "BatchWizard": "batchnb.ui.wizard",
     "Dropzone": "batchnb.ui.dropzone",
+    "DocumentView": "batchnb.ui.document_view",
     "PromptEditor": "batchnb.ui.prompt_editor",
+    "ResultsView": "batchnb.ui.results_view",
 }
 
 __all__ = sorted(_LAZY)

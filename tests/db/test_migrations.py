@@ -25,6 +25,8 @@ from batchnb.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
+TABLES_AFTER_0001 = {"corrections"}
+"""Tables a later revision added."""
 PG_ONLY_INDEXES = {"ix_documents_file_name_trgm", "ix_extracted_data_data_gin"}
 PARTIAL_INDEXES = {
     "ix_documents_failed",
@@ -104,7 +106,7 @@ def test_downgrade_to_base_removes_every_table_and_upgrade_works_again(
 
     migrate.upgrade(database, "0001")
 
-    assert _tables(database) == MODEL_TABLES | {"alembic_version"}
+    assert _tables(database) == MODEL_TABLES - TABLES_AFTER_0001 | {"alembic_version"}
     assert migrate.current_revision(database) == "0001"
 
 
@@ -555,3 +557,76 @@ def test_0006_records_the_kind_old_failures_were_counted_under(database: Databas
         for number, (_, kind) in enumerate(KINDS_BEFORE_0006, start=1)
     }
     assert found == expected
+
+
+def _sqlite_autoincrement_tables(db: Database) -> set[str]:
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL")
+        ).all()
+    return {name for name, sql in rows if "AUTOINCREMENT" in sql.upper()}
+
+
+def test_0007_adds_corrections_and_review_and_takes_them_away_again(database: Database) -> None:
+    """Documents of 0006 keep their rows both ways; corrections go with their document."""
+    migrate.upgrade(database, "0006")
+    now = "2024-03-04 09:00:00"
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO extraction_batches (id, name, owner, status, strategy, extractor, "
+                "plan, options, document_count, created_at, updated_at) VALUES (1, 'b', 'u', "
+                "'completed', 'global', 'offline', 'local', '{}', 2, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for number in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO documents (id, batch_id, owner, file_name, content_hash, "
+                    "storage_key, size_bytes, file_type, mime_type, status, created_at, "
+                    "updated_at) VALUES (:id, 1, 'u', :name, 'h', 'k', 1, 'pdf', 'x', "
+                    "'completed', :now, :now)"
+                ),
+                {"id": number, "name": f"f{number}.pdf", "now": now},
+            )
+
+    migrate.upgrade(database)
+
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE documents SET reviewed_at = :now, reviewed_by = 'u' WHERE id = 1"),
+            {"now": now},
+        )
+        for document_id in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO corrections (batch_id, document_id, field, old_value, "
+                    "new_value, corrected_by, corrected_at) VALUES (1, :document, 'total', "
+                    "'1.0', '2.0', 'u', :now)"
+                ),
+                {"document": document_id, "now": now},
+            )
+        connection.execute(text("DELETE FROM documents WHERE id = 2"))
+        remaining = connection.execute(
+            text("SELECT document_id, field, new_value FROM corrections")
+        ).all()
+        reviewed = connection.execute(
+            text("SELECT id, reviewed_by FROM documents ORDER BY id")
+        ).all()
+    assert [(row[0], row[1]) for row in remaining] == [(1, "total")]
+    assert remaining[0][2] in (2.0, "2.0")  # JSON read back (SQLite: as text)
+    assert [tuple(row) for row in reviewed] == [(1, "u")]
+    if database.is_sqlite:
+        assert {"corrections", "documents"} <= _sqlite_autoincrement_tables(database)
+
+    migrate.downgrade(database, "0006")
+
+    assert "corrections" not in _tables(database)
+    with database.engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("documents")}
+        kept = connection.execute(text("SELECT id FROM documents")).scalars().all()
+    assert {"reviewed_at", "reviewed_by"}.isdisjoint(columns)
+    assert kept == [1]
+    if database.is_sqlite:
+        assert "documents" in _sqlite_autoincrement_tables(database)

@@ -24,6 +24,8 @@ from batchnb.services.health import HealthReport, check_health
 from batchnb.services.listing import BatchPage, BatchSummary, list_batches
 from batchnb.services.manage import DeleteSummary, delete_batch
 from batchnb.services.preview import Preview
+from batchnb.services.review import Correction, ReviewStatus, correct_value, mark_reviewed
+from batchnb.services.review_ground_truth import GroundTruthSummary, export_ground_truth
 from batchnb.services.submit import submit
 from batchnb.services.waiting import NoWorkerWarning, wait_until
 from batchnb.services.workers import make_worker, start_worker
@@ -52,6 +54,9 @@ RESULT_CLASSES: dict[str, type] = {
     "HealthReport": HealthReport,
     "Preview": Preview,
     "Progress": Progress,
+    "Correction": Correction,
+    "GroundTruthSummary": GroundTruthSummary,
+    "ReviewStatus": ReviewStatus,
     "Worker": Worker,  # what start_worker() gives back
     "Workspace": Workspace,
 }
@@ -351,6 +356,11 @@ def test_every_result_shows_as_escaped_html_and_a_short_repr(
     }
     deleted = submit(TEXT_SAMPLES[:1], PROMPT, workspace=immediate)
     made["DeleteSummary"] = delete_batch(deleted.id, workspace=immediate)
+    first = int(finished.results().document_id[0])
+    made["Correction"] = correct_value(first, "invoice_number", "<b>X-1</b>", workspace=immediate)
+    mark_reviewed(first, workspace=immediate)
+    made["ReviewStatus"] = finished.review_status()
+    made["GroundTruthSummary"] = export_ground_truth(finished, tmp_path / "gt", workspace=immediate)
     try:
         assert set(made) >= set(RESULT_CLASSES) - {"Preview"}
         for name, value in made.items():
