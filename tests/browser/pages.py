@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,18 +52,25 @@ def open_lab_notebook(page: Page, lab: JupyterServer, name: str) -> Locator:
 
 _IDLE = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']"
 _KERNEL_DIALOG = ".jp-Dialog:has-text('Select Kernel')"
+_KERNEL_NAME = ".jp-NotebookPanel:not(.lm-mod-hidden) :is(.jp-KernelName, .jp-Toolbar-kernelName)"
 
 
 def wait_lab_idle(page: Page, timeout: float = LAB_TIMEOUT) -> None:
-    """Wait until the notebook toolbar's kernel indicator says idle.
+    """Wait until the notebook has its kernel and the toolbar's indicator says idle.
 
-    On two busy cores JupyterLab sometimes asks which kernel to start although the notebook
-    names one (its session request was slow to answer); the dialog's own choice, the
-    notebook's kernel, is then accepted, as a user would.
+    On two busy cores JupyterLab sometimes opens a notebook with "No Kernel" and then asks
+    which kernel to start, although the notebook names one: the dialog's own choice (the
+    notebook's kernel) is accepted, as a user would.
     """
-    page.wait_for_selector(f"{_IDLE}, {_KERNEL_DIALOG}", timeout=timeout)
-    if accept_kernel_dialog(page):
-        page.wait_for_selector(_IDLE, timeout=timeout)
+    deadline = time.monotonic() + timeout / 1000
+    while time.monotonic() < deadline:
+        accept_kernel_dialog(page)
+        named = page.locator(_KERNEL_NAME).first
+        has_kernel = named.count() and "No Kernel" not in (named.text_content() or "")
+        if has_kernel and page.locator(_IDLE).count():
+            return
+        page.wait_for_timeout(250)  # polling interval while the kernel starts
+    raise AssertionError(f"the notebook's kernel was not idle within {timeout / 1000:.0f} s")
 
 
 def accept_kernel_dialog(page: Page) -> bool:

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,12 +24,7 @@ import pytest
 import batchnb
 from batchnb.services.workspace import Workspace
 from tests.browser.pages import (
-    LAB_TIMEOUT,
-    fresh_copy,
     open_app,
-    open_lab_notebook,
-    run_all_cells,
-    wait_lab_idle,
 )
 from tests.browser.servers import JupyterServer, Process
 
@@ -112,33 +106,10 @@ def failed_batch(workspace: Workspace, name: str, files: list[Path]) -> batchnb.
 
 def open_manager(page: Page, server: JupyterServer) -> Locator:
     """Open the manager notebook as a Voila app, or in JupyterLab with every cell run."""
-    if server.name == "voila":
-        open_app(page, server, "batch_manager.ipynb")
-    else:
-        open_lab_notebook(page, server, fresh_copy(server, "batch_manager.ipynb"))
-        _kernel_started(page)
-        run_all_cells(page)
+    open_app(page, server, "batch_manager.ipynb")
     manager = page.get_by_test_id("batch-manager").last
     expect(manager.get_by_test_id("page-info")).to_contain_text("Page 1", timeout=60_000)
     return manager
-
-
-def _kernel_started(page: Page) -> None:
-    """Wait until the notebook has its kernel. On two busy cores JupyterLab sometimes opens
-    the notebook with "No Kernel" and then asks which kernel to start: the user picks the
-    one it proposes (the notebook's own, Python 3)."""
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    kernel_name = panel.locator(".jp-KernelName, .jp-Toolbar-kernelName").first
-    accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
-    deadline = time.monotonic() + LAB_TIMEOUT / 1000
-    while time.monotonic() < deadline:
-        if accept.is_visible():
-            accept.click()
-        elif "Python" in (kernel_name.text_content() or ""):
-            wait_lab_idle(page)
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError("the notebook's kernel did not start")
 
 
 def search(manager: Locator, token: str, rows: int) -> None:
