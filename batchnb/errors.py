@@ -64,7 +64,8 @@ class NothingNewError(IntakeError):
 
 
 class DocumentError(BatchnbError):
-    """One document cannot be processed: corrupt, encrypted, empty, unsupported.
+    """One document cannot be processed: corrupt, encrypted, empty, unsupported, or its stored
+    file changed after it was taken in.
 
     This error is permanent for that document: it is recorded on the document's row, with
     its kind (one of :data:`DOCUMENT_ERROR_KINDS`), and the batch carries on without
@@ -75,7 +76,15 @@ class DocumentError(BatchnbError):
     permanent = True
 
 
-DOCUMENT_ERROR_KINDS = ("corrupt", "empty", "encrypted", "ocr", "too_large", "unsupported")
+DOCUMENT_ERROR_KINDS = (
+    "changed",
+    "corrupt",
+    "empty",
+    "encrypted",
+    "ocr",
+    "too_large",
+    "unsupported",
+)
 """The kinds a :class:`DocumentError` is raised with."""
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from batchnb.errors import ConfigurationError, NotFoundError
+from batchnb.errors import ConfigurationError, DocumentError, NotFoundError
 
 #: Bytes read and written per step when streaming into storage.
 CHUNK_BYTES = 1024 * 1024
@@ -183,6 +183,31 @@ class Storage:
         except FileNotFoundError:
             raise self._missing(key) from None
         return handle
+
+    def open_verified(self, key: str, content_hash: str) -> BinaryIO:
+        """:meth:`open`, after checking that the object's SHA-256 is still ``content_hash``.
+
+        The object is read once in chunks to hash it, then opened again for the caller.
+
+        Raises
+        ------
+        DocumentError
+            (kind ``changed``) The stored bytes are not those that were taken in: the object
+            was overwritten or damaged on disk or in the bucket after intake.
+        """
+        digest = hashlib.sha256()
+        with self.open(key) as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+        found = digest.hexdigest()
+        if found != content_hash:
+            raise DocumentError(
+                f"the stored file {key} changed after it was taken in (SHA-256 {found[:12]}…, "
+                f"expected {content_hash[:12]}…): it was overwritten or damaged in storage; "
+                "submit the original file again",
+                kind="changed",
+            )
+        return self.open(key)
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""

@@ -284,8 +284,10 @@ class DocumentJobHandler(JobHandler):
                 document_type=(cached.evidence.get(DOCUMENT_INFO_KEY) or {}).get("type") or kind,
                 file_name=file_name,
             )
-        # Parsed from the stored stream: a PDF is read on demand, never held whole.
-        with self.storage.open(storage_key) as stream:
+        # Parsed from the stored stream: a PDF is read on demand, never held whole. The bytes
+        # are checked against the hash taken at intake first: a file changed in storage fails
+        # its document instead of "completing" with whatever it now holds.
+        with self.storage.open_verified(storage_key, content_hash) as stream:
             checkpoint()
             parsed = parse_for_route(stream, kind, route)
         checkpoint()
