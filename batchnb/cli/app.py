@@ -17,7 +17,11 @@ from batchnb.cli.group import domain_errors, main
 @click.option("--port", type=int, default=8866, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 @click.option("--no-worker", is_flag=True, help="Start no worker (workers run elsewhere).")
-@click.option("--docs-url", help="Where the title bar's Help leads (default: the help app).")
+@click.option(
+    "--docs-url",
+    help="The documentation site for the title bar's Help and the help panels "
+    "(default: BATCHNB_DOCS_URL; none: Help opens the help app).",
+)
 @domain_errors
 def app(
     folder: Path | None,

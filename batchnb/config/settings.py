@@ -90,6 +90,12 @@ class Settings:
         "false (or --no-cache) extracts again, e.g. while developing an extractor.",
     )
     user: str = setting("", "Acting user. Default: JUPYTERHUB_USER when set, else the OS user.")
+    docs_url: str = setting(
+        "",
+        "Base URL of batchnb's documentation site (built from docs/ with mkdocs), where the "
+        "apps' Help and the help panels link. Empty: help panels name the docs page without a "
+        "link, and the apps' Help opens the help app.",
+    )
     health_max_failure_rate: float = setting(
         0.5, "batchnb health fails when the share of failed items in the last hour is above this."
     )

@@ -158,8 +158,12 @@ def start_apps(
     folder = (folder or apps_dir()).resolve()
     if not folder.is_dir():
         raise ConfigurationError(f"no app folder at {folder}")
-    env = dict(os.environ, BATCHNB_HOME=str(workspace.settings.home))
     settings = workspace.settings
+    docs_url = docs_url or settings.docs_url or None
+    env = dict(os.environ, BATCHNB_HOME=str(settings.home))
+    if docs_url:
+        # The apps' kernels link their help panels to the same site.
+        env["BATCHNB_DOCS_URL"] = docs_url
     run_config = write_run_config(settings.home / "app", user=settings.user, docs_url=docs_url)
     args = voila_args(folder, run_config, host=host, port=port)
     started_worker = None

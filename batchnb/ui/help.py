@@ -5,9 +5,10 @@ it above the component it explains. Widgets embed the same text through :func:`h
 a widget class gains a ``help()`` method by inheriting :class:`Helpful` and naming its topic,
 and :func:`with_help` puts the panel above any widget (``with_help(BatchWizard(), "wizard")``).
 
-Links point at the docs page of the topic under a base URL: :data:`DOCS_URL` (the project's
-``docs`` folder, as a relative path) unless the app sets another with :func:`set_docs_url` or
-passes ``docs_url=``, e.g. where the docs are published on an intranet.
+Links point at the topic's page on the documentation site (the mkdocs build of ``docs/``) named
+by the ``docs_url`` setting (``BATCHNB_DOCS_URL``; ``batchnb app --docs-url``), by
+:func:`set_docs_url`, or by ``docs_url=``. Without a site the panel names the docs page
+without a link: a relative link would lead nowhere from a notebook's folder or a Voila page.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
+from batchnb.config import load_settings
 from batchnb.ui.assets import asset
 
 __all__ = [
-    "DOCS_URL",
     "TOPICS",
     "HelpPanel",
     "HelpTopic",
@@ -32,9 +33,6 @@ __all__ = [
     "set_docs_url",
     "with_help",
 ]
-
-DOCS_URL = "docs"
-"""Default base of the links: the project's docs folder (see :func:`set_docs_url`)."""
 
 
 @dataclass(frozen=True)
@@ -134,13 +132,14 @@ TOPICS: dict[str, HelpTopic] = {
     ),
 }
 
-_docs_url = DOCS_URL
+_docs_url: str | None = None
 
 
-def set_docs_url(url: str) -> None:
-    """Point every help link at ``url`` (the folder holding the docs' ``.md`` pages)."""
+def set_docs_url(url: str | None) -> None:
+    """Point every help link at the documentation site at ``url`` (``None``: back to the
+    ``docs_url`` setting)."""
     global _docs_url
-    _docs_url = url.rstrip("/")
+    _docs_url = url.rstrip("/") if url else None
 
 
 def _topic(name: str) -> HelpTopic:
@@ -151,10 +150,18 @@ def _topic(name: str) -> HelpTopic:
         raise ValueError(f"no help topic {name!r}; choose one of: {known}") from None
 
 
-def docs_link(topic: str, docs_url: str | None = None) -> str:
-    """The URL of ``topic``'s docs page under ``docs_url`` (default: the configured base)."""
-    base = (docs_url or _docs_url).rstrip("/")
-    return f"{base}/{_topic(topic).page}"
+def docs_link(topic: str, docs_url: str | None = None) -> str | None:
+    """The URL of ``topic``'s page on the documentation site at ``docs_url`` (default: what
+    :func:`set_docs_url` set, else the ``docs_url`` setting); ``None`` without a site.
+
+    The site is the mkdocs build of ``docs/``: page ``analytics.md#in-a-notebook`` is at
+    ``<site>/analytics/#in-a-notebook``.
+    """
+    base = docs_url or _docs_url or load_settings().docs_url
+    if not base:
+        return None
+    page, _, anchor = _topic(topic).page.partition("#")
+    return f"{base.rstrip('/')}/{page.removesuffix('.md')}/" + (f"#{anchor}" if anchor else "")
 
 
 def _text(words: str) -> str:
@@ -170,12 +177,16 @@ def help_html(topic: str, docs_url: str | None = None) -> str:
     found = _topic(topic)
     steps = "".join(f"<li>{_text(step)}</li>" for step in found.steps)
     url = docs_link(topic, docs_url)
-    page = found.page.split("#")[0]
+    page = html.escape(f"docs/{found.page.split('#')[0]}")
+    more = (
+        f"<a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener'>{page}</a>"
+        if url
+        else f"<code>{page}</code>"
+    )
     return (
         f"<p class='batchnb-help-summary'>{_text(found.summary)}</p>"
         f"<ul class='batchnb-help-steps'>{steps}</ul>"
-        f"<p class='batchnb-help-more'>More in <a href='{html.escape(url, quote=True)}' "
-        f"target='_blank' rel='noopener'>docs/{html.escape(page)}</a></p>"
+        f"<p class='batchnb-help-more'>More in {more}</p>"
     )
 
 
@@ -188,7 +199,8 @@ class HelpPanel(anywidget.AnyWidget):
         A key of :data:`TOPICS`: dropzone, prompts, wizard, progress, manager, results,
         analytics or magics.
     docs_url:
-        Base of the docs link (default: :data:`DOCS_URL` or what :func:`set_docs_url` set).
+        The documentation site's URL (default: what :func:`set_docs_url` set, else the
+        ``docs_url`` setting; none: the page is named without a link).
     expanded:
         Whether the panel starts unfolded.
 

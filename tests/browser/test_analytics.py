@@ -112,7 +112,7 @@ def test_dashboard_cards_charts_hover_range_and_reports(
     expect(magics_help.locator("summary")).to_contain_text("Magics")
     magics_help.locator("summary").click()
     expect(magics_help).to_contain_text("%%extract PROMPT, then file paths or text in the cell")
-    expect(magics_help.get_by_role("link", name="docs/magics.md")).to_be_visible()
+    expect(magics_help.locator("code", has_text="docs/magics.md")).to_be_visible()
     listing = page.locator("table", has_text="history 2023-05-06").last
     expect(listing).to_be_visible()
     screenshot("help-and-magics", show=listing)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from batchnb.ui import HelpPanel
-from batchnb.ui import help as help_module
 from batchnb.ui.help import TOPICS, Helpful, docs_link, help_html, set_docs_url, with_help
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -27,7 +26,7 @@ COMPONENTS = {
 @pytest.fixture
 def docs_url() -> Iterator[None]:
     yield
-    set_docs_url(help_module.DOCS_URL)
+    set_docs_url(None)
 
 
 def test_every_component_has_a_topic_with_how_tos() -> None:
@@ -47,25 +46,28 @@ def test_each_topic_links_to_a_docs_page_that_exists(name: str) -> None:
             if line.startswith("#")
         ]
         assert anchor in headings
-    assert docs_link(name) == f"docs/{TOPICS[name].page}"
+    assert docs_link(name) is None  # no documentation site configured: no link
+    assert f"<code>docs/{page}</code>" in help_html(name)
 
 
-def test_the_docs_base_url_is_configurable(docs_url: None) -> None:
+def test_the_docs_base_url_is_configurable(docs_url: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The site is mkdocs' build of docs/: a page is a folder, its anchor kept.
     assert docs_link("magics", "https://example.org/batchnb/") == (
-        "https://example.org/batchnb/magics.md"
+        "https://example.org/batchnb/magics/"
     )
+    monkeypatch.setenv("BATCHNB_DOCS_URL", "https://docs.example/batchnb")
+    assert docs_link("analytics") == "https://docs.example/batchnb/analytics/#in-a-notebook"
     set_docs_url("https://intranet.example/docs/")
-    assert "href='https://intranet.example/docs/analytics.md#in-a-notebook'" in help_html(
-        "analytics"
-    )
-    assert HelpPanel("wizard").body.count("https://intranet.example/docs/notebook.md") == 1
+    assert "href='https://intranet.example/docs/analytics/#in-a-notebook'" in help_html("analytics")
 
 
 def test_the_panel_syncs_title_body_and_whether_it_is_open() -> None:
     panel = HelpPanel("analytics")
     assert (panel.topic, panel.title, panel.expanded) == ("analytics", "Analytics", False)
     assert "<li>Hover a bar or a slice to read its value.</li>" in panel.body
-    assert "target='_blank'" in panel.body
+    assert "<code>docs/analytics.md</code>" in panel.body
+    linked = HelpPanel("analytics", docs_url="https://docs.example")
+    assert "href='https://docs.example/analytics/#in-a-notebook' target='_blank'" in linked.body
     assert HelpPanel("magics", expanded=True).expanded
     assert repr(panel) == "HelpPanel('analytics')"
 
