@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= invoice number, date, total
 
-.PHONY: setup system-packages demo test lint typecheck pytest docs-images clean
+.PHONY: setup system-packages demo test lint typecheck pytest docs docs-images clean
 
 # The Voila template is copied into the virtualenv at install: a change to it installs again.
 $(BIN)/.installed: pyproject.toml $(wildcard templates/batchnb/*)
@@ -26,8 +26,8 @@ demo: setup
 	$(BIN)/batchnb run samples/documents --prompt "$(PROMPT)"
 
 lint: setup
-	$(BIN)/ruff check batchnb tests benchmarks samples
-	$(BIN)/ruff format --check batchnb tests benchmarks samples
+	$(BIN)/ruff check batchnb tests benchmarks samples scripts deploy/alerts
+	$(BIN)/ruff format --check batchnb tests benchmarks samples scripts deploy/alerts
 
 typecheck: setup
 	$(BIN)/mypy
@@ -36,6 +36,10 @@ pytest: setup system-packages
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The documentation site in site/ (mkdocs; warnings are errors). `mkdocs serve` previews it.
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 # The README's and docs' pictures, taken again by the browser tests (screenshot(docs_image=...)).
 docs-images: setup system-packages

@@ -138,6 +138,9 @@ class Batch:
     ) -> Progress:
         """Block until every document is final and return the counts.
 
+        A :class:`~batchnb.services.waiting.NoWorkerWarning` says so when no worker is alive
+        to do the work after a few seconds.
+
         Parameters
         ----------
         timeout:
@@ -148,9 +151,6 @@ class Batch:
             Show a progress bar (a widget in Jupyter, text on standard error elsewhere):
             ``True`` always, ``False`` never, ``None`` in an interactive session while there
             is something to wait for and no ``on_progress`` is given.
-
-        A :class:`~batchnb.services.waiting.NoWorkerWarning` says so when no worker is alive
-        to do the work after a few seconds.
         """
         final = wait_until(
             lambda: self.progress(cached=False),

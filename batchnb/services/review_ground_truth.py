@@ -76,6 +76,11 @@ def export_ground_truth(
 ) -> GroundTruthSummary:
     """Write the reviewed documents of a batch as an evaluation folder for ``batchnb eval``.
 
+    Each distinct schema of the batch is one dataset (``batch-<id>``, then ``batch-<id>-2``
+    ...); its task's prompt is the one the batch extracted with, so ``batchnb eval`` asks
+    for exactly the same fields. Values are written with corrections applied; empty values
+    are left out (the evaluation does not score unlabelled fields).
+
     Parameters
     ----------
     batch:
@@ -84,11 +89,6 @@ def export_ground_truth(
         The evaluation folder; created when missing. A folder that already holds one (another
         batch's) gains this batch's dataset: files of the same name are replaced only when they
         came from this batch, otherwise this batch's get their document id in the name.
-
-    Each distinct schema of the batch is one dataset (``batch-<id>``, then ``batch-<id>-2``
-    ...); its task's prompt is the one the batch extracted with, so ``batchnb eval`` asks
-    for exactly the same fields. Values are written with corrections applied; empty values
-    are left out (the evaluation does not score unlabelled fields).
 
     Raises
     ------
