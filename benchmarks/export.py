@@ -17,8 +17,11 @@ kernel's high-water mark is reset there, so setting up does not count). batchnb 
 ``--flat-documents`` (10,000) documents to show that its peak does not grow with the size.
 
 Run: ``.venv/bin/python benchmarks/export.py [--documents 100000] [--quick] [--formats csv,xlsx]
-[--modes normal] [--skip-to-excel-above ROWS] [--no-db] [--profile] [--dir PARENT]``
-The exit code is always 0: this is a benchmark, not a test.
+[--modes normal] [--skip-to-excel-above ROWS] [--no-db] [--profile] [--dir PARENT] [--smoke]``
+``--smoke`` is the smallest run through every kind of case (20 and 10 documents; CSV, Parquet
+and Excel, which between them use every baseline; multi-row; the profiles): it checks the
+script, and exits 1 when a case fails. Otherwise the exit code is always 0: this is a
+benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -519,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile-documents", type=int, default=20_000, help="documents of the profiled runs"
     )
     parser.add_argument("--dir", default=None, help="parent folder of the temporary files")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few documents through every case: checks the script"
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -526,17 +532,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.documents, args.flat_documents = 2_000, 500
+    if args.smoke:
+        args.documents, args.flat_documents = 20, 10
+        args.formats, args.modes = "csv,parquet,xlsx", "multi-row"
+        args.profile, args.profile_documents = True, 20
     formats = [f for f in args.formats.split(",") if f]
     modes = [m for m in args.modes.split(",") if m]
     root = Path(tempfile.mkdtemp(prefix="batchnb-bench-export-", dir=args.dir)).resolve()
     try:
-        run_all(args, formats, modes, root)
+        results = run_all(args, formats, modes, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return 1 if args.smoke and any("error" in result for result in results) else 0
 
 
-def run_all(args: argparse.Namespace, formats: list[str], modes: list[str], root: Path) -> None:
+def run_all(
+    args: argparse.Namespace, formats: list[str], modes: list[str], root: Path
+) -> list[dict[str, Any]]:
+    """Every case, each in its own process; the report; the results, failed ones included."""
     n, small = args.documents, args.flat_documents
     started_all = time.perf_counter()
     print(
@@ -597,6 +610,7 @@ def run_all(args: argparse.Namespace, formats: list[str], modes: list[str], root
                 measure("batchnb", fmt, mode, min(n, args.profile_documents), profile=True)
     minutes = (time.perf_counter() - started_all) / 60
     print(f"\nwhole run {minutes:.1f} min; {load_average()}")
+    return results
 
 
 def report(

@@ -25,8 +25,10 @@ URL, or when the server cannot be reached, that part is skipped with a message. 
 ``COPY`` there and ``executemany`` inserts on SQLite.
 
 Run: ``.venv/bin/python benchmarks/list_and_analytics.py [--batches 1000] [--documents 200000]
-[--runs 7] [--postgres-url URL] [--no-sqlite] [--no-postgres] [--explain] [--keep] [--dir PARENT]``
-The exit code is always 0: this is a benchmark, not a test.
+[--runs 7] [--postgres-url URL] [--no-sqlite] [--no-postgres] [--explain] [--keep] [--dir PARENT]
+[--smoke]`` ``--smoke`` is the smallest run through every step (20 batches, 400 documents, one
+timed call, the plans printed; its figures mean nothing): it checks the script, and exits 1 when
+a backend fails. Otherwise the exit code is always 0: this is a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -693,7 +695,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the PostgreSQL database (to explore plans)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny history through every step: checks the script"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.batches, args.documents, args.runs, args.explain = 20, 400, 1, True
     for name in list(os.environ):
         if name.startswith("BATCHNB_") and not name.startswith("BATCHNB_TEST_"):
             del os.environ[name]
@@ -710,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     folder = Path(tempfile.mkdtemp(prefix="batchnb-bench-", dir=args.dir))
     lines: list[Line] = []
+    failed = False
     try:
         if not args.no_sqlite:
             try:
@@ -717,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines += run_backend("sqlite", url, folder / "sqlite", args, now)
             except Exception:
                 traceback.print_exc()
+                failed = True
         if args.no_postgres:
             pass
         elif not args.postgres_url:
@@ -730,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\nPostgreSQL skipped: cannot reach it ({exc})")
                 else:
                     traceback.print_exc()
+                    failed = True
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(
@@ -742,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average at the end {one:.2f} (1 min), {five:.2f} (5 min)")
     except OSError:
         pass
-    return 0
+    return 1 if args.smoke and failed else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ documents take turns, ``--repeat`` times each:
 
 It prints documents per second (medians) and the ratio after / before.
 
-Run: ``.venv/bin/python benchmarks/openai_extractor.py [--documents 300] [--threads 2]``
+Run: ``.venv/bin/python benchmarks/openai_extractor.py [--documents 300] [--threads 2] [--smoke]``
+(``--smoke``: 4 documents, one run of each way; checks the script, its figures mean nothing.)
 """
 
 from __future__ import annotations
@@ -121,7 +122,12 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=300, help="documents per run")
     parser.add_argument("--threads", type=int, default=2, help="worker threads")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each way (median)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="4 documents, one run each: checks the script itself"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.documents, args.repeat = 4, 1
     for name in [name for name in os.environ if name.startswith("BATCHNB_")]:
         del os.environ[name]
     documents = [make_document(n) for n in range(args.documents)]

@@ -11,7 +11,8 @@ Timed, in this process (the kernel's side; the browser only ever receives one pa
 
 Aim: every query change under 300 ms at 20,000 documents; reading under 5 s. Each step is
 also printed as a ratio against the baseline: ``batch.results()`` alone, read in the same run.
-Run: ``.venv/bin/python benchmarks/results_view.py [--n 20000]``.
+Run: ``.venv/bin/python benchmarks/results_view.py [--n 20000] [--dir PARENT] [--smoke]``
+(``--smoke``: 60 documents, three pages; checks the script, its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -89,7 +90,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="documents in the batch")
     parser.add_argument("--dir", type=Path, default=None, help="where the workspace goes")
+    parser.add_argument(
+        "--smoke", action="store_true", help="60 documents: checks the script itself"
+    )
     options = parser.parse_args()
+    if options.smoke:
+        options.n = 60
     for name in list(os.environ):
         if name.startswith("BATCHNB_"):
             del os.environ[name]

@@ -5,7 +5,7 @@ protocol (no Playwright in the data path: it mirrors websocket frames and slows 
 by about 40%)::
 
     .venv/bin/python benchmarks/upload.py [--sizes 8,200,1000] [--repeat 3] [--timeout 60]
-                                          [--dir PARENT]
+                                          [--dir PARENT] [--smoke]
 
 For every size (MB, 10^6 bytes) a real PDF padded with random bytes is chosen in the page's
 file input, then:
@@ -23,7 +23,9 @@ whether the sha256 the kernel computed over what it received equals the file's. 
 
 The shipped plans cap a file at 512 MiB (``local``), so the Dropzone's page uses a workspace
 whose plan allows 2 GiB files. Everything runs in a temporary folder (``--dir``) removed at the
-end; the exit code is always 0.
+end. ``--smoke`` uploads one 1 MB file once with each widget (it checks the script; its figures
+mean nothing) and exits 1 unless both arrive intact, or 0 with the reason when Chromium is
+missing. Otherwise the exit code is always 0.
 """
 
 from __future__ import annotations
@@ -302,7 +304,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case (median)")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temporary folder")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one 1 MB upload per widget: checks the script itself"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.repeat, args.timeout = "1", 1, 30.0
+        if not CHROMIUM.exists():
+            print(f"skipped: {CHROMIUM} is missing (make system-packages installs Chromium)")
+            return
     sizes = [int(float(s) * MB) for s in args.sizes.split(",")]
     # Stopped by SIGTERM (a timeout): still stop Voila and Chromium and remove the files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -350,6 +360,8 @@ def main() -> None:
             path.unlink()
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
         _summary(results, window * chunk / MIB + AIM_EXTRA_MB)
+        if args.smoke and not all(result.verified for result in results):
+            raise SystemExit("smoke run: an upload did not arrive intact (see above)")
     finally:
         if browser is not None:
             browser.close()
