@@ -28,6 +28,7 @@ from batchnb.errors import (
     PermissionDeniedError,
     PluginWarning,
     QueueError,
+    ScheduleError,
     SchemaError,
     UnknownExtractorError,
 )
@@ -51,6 +52,16 @@ if TYPE_CHECKING:
     from batchnb.services.review import Correction, correct_value, list_corrections, mark_reviewed
     from batchnb.services.review_ground_truth import GroundTruthSummary, export_ground_truth
     from batchnb.services.review_status import ReviewStatus, review_status
+    from batchnb.services.schedule_info import ScheduleInfo, ScheduleRunInfo
+    from batchnb.services.schedules import (
+        add_schedule,
+        list_schedules,
+        pause_schedule,
+        remove_schedule,
+        resume_schedule,
+        run_schedule,
+        schedule_history,
+    )
     from batchnb.services.submit import submit
     from batchnb.services.workers import start_worker
     from batchnb.services.workspace import Workspace, default_workspace, open_workspace
@@ -71,8 +82,11 @@ _LAZY = {
     "Preview": "batchnb.services.preview",
     "Progress": "batchnb.services.batches",
     "ReviewStatus": "batchnb.services.review_status",
+    "ScheduleInfo": "batchnb.services.schedule_info",
+    "ScheduleRunInfo": "batchnb.services.schedule_info",
     "Selection": "batchnb.jobs.export_records",
     "Workspace": "batchnb.services.workspace",
+    "add_schedule": "batchnb.services.schedules",
     "analytics_summary": "batchnb.services.analytics",
     "bulk_update_status": "batchnb.services.manage",
     "cancel_batch": "batchnb.services.manage",
@@ -89,11 +103,17 @@ _LAZY = {
     "list_batches": "batchnb.services.listing",
     "list_corrections": "batchnb.services.review",
     "list_exports": "batchnb.services.exports",
+    "list_schedules": "batchnb.services.schedules",
     "mark_reviewed": "batchnb.services.review",
     "open_workspace": "batchnb.services.workspace",
+    "pause_schedule": "batchnb.services.schedules",
     "preview_extraction": "batchnb.services.preview",
+    "remove_schedule": "batchnb.services.schedules",
+    "resume_schedule": "batchnb.services.schedules",
     "retry_failed": "batchnb.services.manage",
     "review_status": "batchnb.services.review_status",
+    "run_schedule": "batchnb.services.schedules",
+    "schedule_history": "batchnb.services.schedules",
     "start_worker": "batchnb.services.workers",
     "submit": "batchnb.services.submit",
 }
@@ -156,11 +176,15 @@ __all__ = [
     "Progress",
     "QueueError",
     "ReviewStatus",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleRunInfo",
     "SchemaError",
     "Selection",
     "Settings",
     "UnknownExtractorError",
     "Workspace",
+    "add_schedule",
     "analytics_summary",
     "bulk_update_status",
     "cancel_batch",
@@ -177,12 +201,18 @@ __all__ = [
     "list_batches",
     "list_corrections",
     "list_exports",
+    "list_schedules",
     "load_settings",
     "mark_reviewed",
     "open_workspace",
+    "pause_schedule",
     "preview_extraction",
+    "remove_schedule",
+    "resume_schedule",
     "retry_failed",
     "review_status",
+    "run_schedule",
+    "schedule_history",
     "start_worker",
     "submit",
 ]

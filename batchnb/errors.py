@@ -63,6 +63,12 @@ class NothingNewError(IntakeError):
     kind = "nothing_new"
 
 
+class ScheduleError(BatchnbError):
+    """A schedule cannot be added or run as asked (bad cron expression, unknown name...)."""
+
+    kind = "schedule"
+
+
 class DocumentError(BatchnbError):
     """One document cannot be processed: corrupt, encrypted, empty, unsupported, or its stored
     file changed after it was taken in.

@@ -5,6 +5,7 @@ Commands live in one module per subject and register themselves on :data:`main` 
 
 from batchnb.cli import analytics, app, batches, exports, manage, review, system
 from batchnb.cli import extractors as extractors
+from batchnb.cli import schedule as schedule
 from batchnb.cli import schema as schema
 from batchnb.cli.group import main
 

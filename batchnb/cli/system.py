@@ -22,15 +22,39 @@ if TYPE_CHECKING:
 
 @main.command()
 @click.option("--threads", type=int, default=None, help="Default: BATCHNB_WORKER_THREADS.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes under one supervisor, which restarts one that dies. "
+    "Default: the number of cores.",
+)
 @click.option("--no-periodic", is_flag=True, help="Do not run the periodic tasks here.")
+@click.pass_context
 @domain_errors
-def worker(threads: int | None, no_periodic: bool) -> None:
-    """Run a consumer until SIGINT or SIGTERM (then finish or release the current items)."""
+def worker(
+    context: click.Context, threads: int | None, processes: int | None, no_periodic: bool
+) -> None:
+    """Run consumers until SIGINT or SIGTERM (then finish or release the current items)."""
+    from batchnb.services.supervisor import Supervisor, default_processes
     from batchnb.services.workers import make_worker
     from batchnb.services.workspace import open_workspace
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("batchnb").setLevel(logging.INFO)
+    processes = processes or default_processes()
+    if processes > 1:
+        verbose = context.parent.params.get("verbose", 0) if context.parent else 0
+        child = [sys.executable, "-m", "batchnb", *(["-v"] * verbose), "worker", "--processes", "1"]
+        child += [
+            *(["--threads", str(threads)] if threads else []),
+            *(["--no-periodic"] if no_periodic else []),
+        ]
+        settings = load_settings()
+        click.echo(f"supervisor of {processes} workers on {settings.home}", err=True)
+        raise SystemExit(
+            Supervisor(child, processes, shutdown_timeout=max(settings.lease_seconds, 5.0)).run()
+        )
     workspace = open_workspace()
     consumer = make_worker(workspace, threads=threads, periodic=not no_periodic)
     click.echo(f"worker {consumer.id} on {workspace.settings.home}", err=True)

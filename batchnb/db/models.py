@@ -7,66 +7,33 @@ marked with ``ddl_if(dialect="postgresql")`` so SQLite never sees them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from batchnb.db.base import NAMING_CONVENTION as NAMING_CONVENTION
+from batchnb.db.base import Base as Base
+from batchnb.db.base import JSONType as JSONType
+from batchnb.db.base import UTCDateTime as UTCDateTime
+from batchnb.db.base import utcnow as utcnow
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (stored as UTC on every dialect)."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every dialect (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use batchnb.db.utcnow()")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
+# The schedules' tables (migration 0008) live in their own module; importing them here puts
+# them in Base.metadata wherever the models are loaded (Alembic's autogenerate included).
+from batchnb.db.schedule_models import Schedule as Schedule
+from batchnb.db.schedule_models import ScheduleRun as ScheduleRun
 
 _active_sql = "status IN ('pending', 'processing', 'retrying')"
 _ready_sql = "status IN ('pending', 'retrying')"

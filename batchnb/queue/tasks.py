@@ -19,6 +19,7 @@ from batchnb.queue.runner import (
     redispatch_stranded,
     run_message,
 )
+from batchnb.queue.scheduler import run_due_schedules, stop_runs
 from batchnb.queue.stats import aggregate_queue_stats
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def register_tasks(
 
     ``cleanups`` are run by the hourly cleanup task beside the temporary-file sweep (e.g.
     removing expired exports); each returns how many things it removed.
-    Periodic tasks are idempotent, so it is harmless when several consumers run them.
+    Periodic tasks are idempotent, so it is harmless when several consumers run them (the
+    scheduler claims each due time once, whoever ticks).
     """
     huey = runtime.huey
 
@@ -48,6 +50,13 @@ def register_tasks(
     def reap_expired_leases() -> None:
         reclaim_expired(runtime)
         redispatch_stranded(runtime)
+
+    @huey.periodic_task(crontab(minute="*"), name="batchnb.run_due_schedules")
+    def run_schedules() -> None:
+        # Claims are exactly-once (see scheduler.py): every consumer may run this task.
+        claims = run_due_schedules(runtime.db, runtime.worker_id)
+        if claims:
+            log.info("started scheduled runs: %s", ", ".join(c.name for c in claims))
 
     @huey.periodic_task(crontab(minute="*/10"), name="batchnb.aggregate_queue_stats")
     def aggregate_stats() -> None:
@@ -66,3 +75,11 @@ def register_tasks(
                 )
 
     runtime.process_task = process_item
+
+    def stop_scheduled_runs() -> None:
+        # A stopping worker waits a moment for the notebooks it runs, then ends and records them.
+        ended = stop_runs(runtime.worker_id)
+        if ended:
+            log.warning("ended %s scheduled runs still running at shutdown", ended)
+
+    runtime.on_stop.append(stop_scheduled_runs)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ from batchnb.services.analytics_queries import (
     failure_messages,
     job_durations,
     run_side_by_side,
+    scheduled_runs,
     trends,
     volume_daily,
 )
@@ -108,6 +109,10 @@ class AnalyticsSummary:
     volume_daily: pd.DataFrame
     volume_weekly: pd.DataFrame
     trends: pd.DataFrame
+    scheduled_runs: dict[str, int] = field(default_factory=dict)
+    """Scheduled runs (``batchnb schedule``) started in the period: succeeded, failed, running."""
+    scheduled_failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The newest failed scheduled runs of the period: schedule, started_at, error."""
 
     @property
     def success_rate(self) -> float | None:
@@ -176,6 +181,9 @@ class AnalyticsSummary:
             ("success rate", self._rate()),
             ("pages", self.pages),
         ]
+        if any(self.scheduled_runs.values()):
+            runs = ", ".join(f"{n} {status}" for status, n in self.scheduled_runs.items() if n)
+            facts.append(("scheduled runs", runs))
         # Tables fold away: the card stays small, the figures are one click away.
         sections = [
             display.section(
@@ -185,6 +193,13 @@ class AnalyticsSummary:
             for name, frame in self.tables().items()
             if name != "overview"
         ]
+        if not self.scheduled_failures.empty:
+            sections.append(
+                display.section(
+                    f"failed scheduled runs ({len(self.scheduled_failures)})",
+                    display.frame_table(self.scheduled_failures),
+                )
+            )
         return display.card("Analytics", facts, after=display.join(*sections))
 
     def as_dict(self) -> dict[str, Any]:
@@ -200,6 +215,10 @@ class AnalyticsSummary:
             "user": self.user,
             **self.totals(),
             **tables,
+            "scheduled_runs": self.scheduled_runs,
+            "scheduled_failures": json.loads(
+                self.scheduled_failures.to_json(orient="records", date_format="iso")
+            ),
         }
 
 
@@ -264,6 +283,7 @@ def compute_summary(
         "failures": lambda c: failure_messages(c, scope),
         "trends": lambda c: trends(c, scope),
         "batches": lambda c: batch_count(c, scope),
+        "scheduled": lambda c: scheduled_runs(c, scope),
     }
     found = run_side_by_side(workspace.db, parts)
     daily: pd.DataFrame = found["daily"]
@@ -284,6 +304,8 @@ def compute_summary(
         volume_daily=daily,
         volume_weekly=_volume_weekly(daily),
         trends=found["trends"],
+        scheduled_runs=found["scheduled"][0],
+        scheduled_failures=found["scheduled"][1],
     )
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection, Select, func, select, text
 
 from batchnb.db.engine import Database
-from batchnb.db.models import Document, ExtractionBatch, ExtractionJob
+from batchnb.db.models import Document, ExtractionBatch, ExtractionJob, Schedule, ScheduleRun
 from batchnb.db.scope import Scope
 from batchnb.db.sql import percentile_stats, tune_for_aggregates, utc_day
 from batchnb.db.statuses import DocumentStatus
@@ -167,3 +167,26 @@ def trends(connection: Connection, scope: Scope) -> pd.DataFrame:
     )
     frame = frame.sort_values(["hour", "queue"]).reset_index(drop=True)
     return frame.round(dict.fromkeys(_TREND_TIMES, DECIMALS))
+
+
+SCHEDULED_FAILURE_COLUMNS = ["schedule", "started_at", "error"]
+SCHEDULED_FAILURES_SHOWN = 10
+
+
+def scheduled_runs(connection: Connection, scope: Scope) -> tuple[dict[str, int], pd.DataFrame]:
+    """Scheduled runs started in the period by status, and the newest failed ones (schedules
+    of ``scope.user`` only, when there is one)."""
+    conditions = scope.where(ScheduleRun.started_at, Schedule.owner)
+    joined = select(ScheduleRun.status, func.count()).join(
+        Schedule, Schedule.id == ScheduleRun.schedule_id
+    )
+    found = dict(connection.execute(joined.where(*conditions).group_by(ScheduleRun.status)).all())
+    counts = {status: int(found.get(status, 0)) for status in ("succeeded", "failed", "running")}
+    failed = connection.execute(
+        select(Schedule.name, ScheduleRun.started_at, ScheduleRun.error)
+        .join(Schedule, Schedule.id == ScheduleRun.schedule_id)
+        .where(*conditions, ScheduleRun.status == "failed")
+        .order_by(ScheduleRun.id.desc())
+        .limit(SCHEDULED_FAILURES_SHOWN)
+    ).all()
+    return counts, pd.DataFrame([tuple(row) for row in failed], columns=SCHEDULED_FAILURE_COLUMNS)

@@ -10,6 +10,7 @@ from batchnb.cache import CacheStats
 from batchnb.db.models import Worker, utcnow
 from batchnb.queue import state
 from batchnb.services import display
+from batchnb.services.schedules import failing_schedules
 from batchnb.services.workspace import Workspace
 
 
@@ -141,4 +142,8 @@ def check_health(workspace: Workspace) -> HealthReport:
         )
     if cache_problem is not None:
         report.problems.append(cache_problem)
+    for run in failing_schedules(workspace):
+        # The latest run of the schedule failed: it stays a problem until a run succeeds.
+        when = display.format_time(run.finished_at or run.started_at)
+        report.problems.append(f"schedule {run.schedule} failed at {when}: {run.error}")
     return report

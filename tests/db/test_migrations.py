@@ -25,7 +25,7 @@ from batchnb.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
-TABLES_AFTER_0001 = {"corrections"}
+TABLES_AFTER_0001 = {"corrections", "schedules", "schedule_runs"}
 """Tables a later revision added."""
 PG_ONLY_INDEXES = {"ix_documents_file_name_trgm", "ix_extracted_data_data_gin"}
 PARTIAL_INDEXES = {
@@ -630,3 +630,41 @@ def test_0007_adds_corrections_and_review_and_takes_them_away_again(database: Da
     assert kept == [1]
     if database.is_sqlite:
         assert "documents" in _sqlite_autoincrement_tables(database)
+
+
+def test_0008_adds_schedules_whose_runs_are_unique_per_due_time(database: Database) -> None:
+    """A second run row for the same due time is refused (the exactly-once claim); runs go
+    with their schedule; downgrading removes both tables and leaves 0007's intact."""
+    migrate.upgrade(database, "0007")
+    migrate.upgrade(database)
+    now = "2024-03-04 09:00:00"
+    insert_run = text(
+        "INSERT INTO schedule_runs (schedule_id, due_at, started_at, status, manual) "
+        "VALUES (1, :due, :now, 'running', false)"
+    )
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO schedules (id, name, notebook, cron, parameters, owner, paused, "
+                "output_dir, working_dir, created_at, updated_at, next_due_at) VALUES (1, 'h', "
+                "'n.ipynb', '0 * * * *', '{}', 'u', false, 'o', 'w', :now, :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(insert_run, {"due": "2024-03-04 09:00:00", "now": now})
+        connection.execute(insert_run, {"due": "2024-03-04 10:00:00", "now": now})
+    with pytest.raises(sa.exc.IntegrityError), database.engine.begin() as connection:
+        connection.execute(insert_run, {"due": "2024-03-04 09:00:00", "now": now})
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM schedules WHERE id = 1"))
+        left = connection.execute(text("SELECT count(*) FROM schedule_runs")).scalar_one()
+    assert left == 0
+    if database.is_sqlite:
+        assert {"schedules", "schedule_runs"} <= _sqlite_autoincrement_tables(database)
+
+    migrate.downgrade(database, "0007")
+
+    assert {"schedules", "schedule_runs"}.isdisjoint(_tables(database))
+    assert "corrections" in _tables(database)
+    migrate.upgrade(database)
+    assert {"schedules", "schedule_runs"} <= _tables(database)

@@ -64,7 +64,8 @@ def _documents(count: int) -> list[tuple[str, bytes]]:
 
 def _start_worker(env: dict[str, str], threads: int = 2) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [str(BATCHNB), "worker", "--threads", str(threads)],
+        # One process: the test kills the worker itself, not a supervisor.
+        [str(BATCHNB), "worker", "--processes", "1", "--threads", str(threads)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

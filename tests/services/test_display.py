@@ -26,11 +26,14 @@ from batchnb.services.manage import DeleteSummary, delete_batch
 from batchnb.services.preview import Preview
 from batchnb.services.review import Correction, ReviewStatus, correct_value, mark_reviewed
 from batchnb.services.review_ground_truth import GroundTruthSummary, export_ground_truth
+from batchnb.services.schedule_info import ScheduleInfo, ScheduleRunInfo
+from batchnb.services.schedules import add_schedule, run_schedule
 from batchnb.services.submit import submit
 from batchnb.services.waiting import NoWorkerWarning, wait_until
 from batchnb.services.workers import make_worker, start_worker
 from batchnb.services.workspace import Workspace, open_workspace
 
+from ..queue.schedule_notebooks import write_notebook
 from .conftest import SAMPLES
 
 PROMPT = "invoice number, date, total"
@@ -57,6 +60,8 @@ RESULT_CLASSES: dict[str, type] = {
     "Correction": Correction,
     "GroundTruthSummary": GroundTruthSummary,
     "ReviewStatus": ReviewStatus,
+    "ScheduleInfo": ScheduleInfo,
+    "ScheduleRunInfo": ScheduleRunInfo,
     "Worker": Worker,  # what start_worker() gives back
     "Workspace": Workspace,
 }
@@ -361,6 +366,11 @@ def test_every_result_shows_as_escaped_html_and_a_short_repr(
     mark_reviewed(first, workspace=immediate)
     made["ReviewStatus"] = finished.review_status()
     made["GroundTruthSummary"] = export_ground_truth(finished, tmp_path / "gt", workspace=immediate)
+    notebook = write_notebook(tmp_path / "tiny.ipynb")
+    made["ScheduleInfo"] = add_schedule(
+        notebook, name="shown", cron="0 * * * *", working_dir=tmp_path, workspace=immediate
+    )
+    made["ScheduleRunInfo"] = run_schedule("shown", workspace=immediate)
     try:
         assert set(made) >= set(RESULT_CLASSES) - {"Preview"}
         for name, value in made.items():
