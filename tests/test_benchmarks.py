@@ -104,6 +104,10 @@ SMOKES = [
         takes_dir=False,
     ),
     Smoke(
+        "scaling.py",
+        ("x 1 process (baseline)", "pdf", "ocr", "openai", "PostgreSQL + Redis skipped"),
+    ),
+    Smoke(
         "upload.py",
         ("FileUpload       1 MB", "Dropzone         1 MB", "FileUpload's rate", "sha256 ok"),
     ),
