@@ -190,7 +190,9 @@ def run_scheduled(
     summary.submitted = _document_count(batch)
     summary.skipped = [{"file_name": r.file_name, "reason": r.reason} for r in batch.refused]
     print(f"{run_name}: batch {batch.id}, {summary.submitted} documents", file=stream)
-    worker = None if live_workers(workspace) else start_worker(workspace)
+    # No worker alive (e.g. a run from cron): one in this process for this batch only, without
+    # the periodic tasks (which would start other schedules' runs here).
+    worker = None if live_workers(workspace) else start_worker(workspace, periodic=False)
     try:
         counts = batch.wait(timeout=timeout, on_progress=_progress_printer(batch, stream))
     finally:
