@@ -25,6 +25,7 @@ from pathlib import Path
 
 from batchnb.errors import ConfigurationError, MissingDependencyError
 from batchnb.services.health import live_workers
+from batchnb.services.supervisor import die_with_parent
 from batchnb.services.workspace import Workspace
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -191,13 +192,19 @@ def start_apps(
 def serve_apps(
     workspace: Workspace,
     *,
+    folder: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8866,
+    worker: bool = True,
+    docs_url: str | None = None,
     open_browser: bool = True,
     log: Callable[[str], None] = print,
-    **options: object,
 ) -> int:
-    """:func:`start_apps`, print the URL, open it, and serve until Ctrl-C or SIGTERM; then stop
-    Voila and the worker. Returns Voila's exit code (0 after Ctrl-C)."""
-    server = start_apps(workspace, log=log, **options)  # type: ignore[arg-type]
+    """:func:`start_apps` (same options), print the URL, open it, and serve until Ctrl-C or
+    SIGTERM; then stop Voila and the worker. Returns Voila's exit code (0 after Ctrl-C)."""
+    server = start_apps(
+        workspace, folder=folder, host=host, port=port, worker=worker, docs_url=docs_url, log=log
+    )
     log(f"batchnb apps: {server.url}")
     log("Ctrl-C stops the apps" + ("" if server.worker is None else " and the worker"))
     if open_browser:
@@ -216,9 +223,16 @@ def _spawn(
     args: list[str], env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C in the terminal reaches batchnb app, which stops both in
-    # order, instead of every process at once.
+    # order, instead of every process at once. On Linux they also stop if batchnb app is
+    # killed outright (preexec_fn only makes one system call, see die_with_parent).
+    linux = sys.platform.startswith("linux")
     return subprocess.Popen(
-        args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, start_new_session=True
+        args,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent if linux else None,
     )
 
 

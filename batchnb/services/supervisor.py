@@ -46,11 +46,14 @@ def default_processes() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the supervisor dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+# Loaded at import, not in the forked child: the child only makes the prctl(2) system call.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent() -> None:
+    """In a child, between fork and exec: SIGTERM when its parent dies (Linux only)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass
@@ -123,8 +126,8 @@ class Supervisor:
         process = subprocess.Popen(
             self.command,
             stdin=subprocess.DEVNULL,
-            # preexec_fn is safe here: the supervisor runs no threads.
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # preexec_fn only makes one system call (see die_with_parent).
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._children[slot] = _Child(slot, process)
         log.info("supervisor: worker %d started (pid %d)", slot, process.pid)
