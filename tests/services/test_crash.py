@@ -6,7 +6,6 @@ never a duplicate result.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,28 +20,16 @@ from batchnb.db.models import ExtractedData, QueueItem
 from batchnb.services.batches import Batch
 from batchnb.services.submit import submit
 from batchnb.services.workspace import Workspace, open_workspace
+from tests.services.conftest import slow_worker_env
 
 pytestmark = pytest.mark.slow
 
-PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
 BATCHNB = Path(sys.executable).with_name("batchnb")
 
 
 @pytest.fixture
 def crash_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        "BATCHNB_HOME": str(tmp_path / "home"),
-        "BATCHNB_LEASE_SECONDS": "2",
-        "BATCHNB_HEARTBEAT_SECONDS": "0.5",
-        "BATCHNB_PLUGINS": "slow_extractor",
-        "SLOW_EXTRACTOR_SECONDS": "0.4",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS_DIR), env.get("PYTHONPATH")]))
-    return env
+    return slow_worker_env(tmp_path, monkeypatch, lease_seconds=2, slow_seconds=0.4)
 
 
 @pytest.fixture

@@ -19,30 +19,16 @@ from batchnb.db.models import ExtractedData
 from batchnb.services.health import live_workers
 from batchnb.services.submit import submit
 from batchnb.services.workspace import Workspace, open_workspace
+from tests.services.conftest import slow_worker_env
 
 pytestmark = pytest.mark.slow
 
-PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
 BATCHNB = Path(sys.executable).with_name("batchnb")
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        "BATCHNB_HOME": str(tmp_path / "home"),
-        "BATCHNB_LEASE_SECONDS": "3",
-        "BATCHNB_HEARTBEAT_SECONDS": "0.5",
-        "BATCHNB_PLUGINS": "slow_extractor",
-        "SLOW_EXTRACTOR_SECONDS": "0.3",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
-    merged = dict(os.environ)
-    merged["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(PLUGINS_DIR), merged.get("PYTHONPATH")])
-    )
-    return merged
+    return slow_worker_env(tmp_path, monkeypatch, lease_seconds=3, slow_seconds=0.3)
 
 
 @pytest.fixture
