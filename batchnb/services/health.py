@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from batchnb.cache import CacheStats
@@ -86,12 +87,16 @@ class HealthReport:
         }
 
 
-def live_workers(workspace: Workspace) -> list[Worker]:
-    """Workers that sent a heartbeat within three heartbeat intervals and did not stop."""
+def live_workers(workspace: Workspace, grace_seconds: float = 0.0) -> list[Worker]:
+    """Workers that sent a heartbeat within three heartbeat intervals and did not stop.
+
+    ``grace_seconds`` widens that window, for callers to whom a worker whose heartbeat is late
+    on a loaded machine should still count (a false "no worker" warning costs more than a late one).
+    """
     settings = workspace.settings
     # A worker beats at most every third of a lease (see Worker), whatever the setting says.
     interval = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
-    return state.live_workers(workspace.db, utcnow(), interval)
+    return state.live_workers(workspace.db, utcnow() - timedelta(seconds=grace_seconds), interval)
 
 
 def check_health(workspace: Workspace) -> HealthReport:

@@ -26,6 +26,11 @@ after that, until it has warned once). Short enough to help, long enough that a 
 just being started is seen."""
 
 
+LATE_HEARTBEAT_GRACE_SECONDS = 10.0
+"""A worker whose last heartbeat is this much later than due still counts as working for the
+warning: on a loaded machine a heartbeat can be late, and a wrong warning misleads."""
+
+
 class NoWorkerWarning(RuntimeWarning):
     """A wait is waiting for work that no running worker will do."""
 
@@ -111,7 +116,9 @@ def wait_until(
 def _warn_if_nobody_works(workspace: Workspace, subject: str) -> bool:
     """Warn when no worker is alive to do the work; return whether it warned."""
     # Huey's immediate mode does the work inside the call that queues it: no worker needed.
-    if getattr(workspace.runtime.huey, "immediate", False) or live_workers(workspace):
+    if getattr(workspace.runtime.huey, "immediate", False) or live_workers(
+        workspace, grace_seconds=LATE_HEARTBEAT_GRACE_SECONDS
+    ):
         return False
     warnings.warn(
         f"{subject} is waiting, but no worker is running: start one with "
