@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,14 +287,17 @@ class NoopHandler:
     def __init__(self, countdown: Countdown) -> None:
         self.countdown = countdown
 
-    def started(self, connection: Connection, item: items.LeasedItem) -> None:
+    def started(self, connection: Connection, leased: Sequence[items.LeasedItem]) -> None:
         return None
 
     def run(self, item: items.LeasedItem, checkpoint: Checkpoint) -> Any:
         return None
 
-    def succeeded(self, connection: Connection, item: items.LeasedItem, output: Any) -> None:
-        self.countdown.hit()
+    def succeeded(
+        self, connection: Connection, done: Sequence[tuple[items.LeasedItem, Any]]
+    ) -> None:
+        for _ in done:
+            self.countdown.hit()
 
     def failed(self, connection: Connection, item: items.LeasedItem, failure: Failure) -> None:
         self.countdown.hit()
@@ -304,6 +307,9 @@ class NoopHandler:
 
     def cancelled(self, connection: Connection, item: items.LeasedItem) -> None:
         self.countdown.hit()
+
+    def settled(self, closed: Sequence[items.LeasedItem]) -> None:
+        return None
 
 
 def make_noop_runtime(home: Path) -> tuple[QueueRuntime, Countdown, Any]:

@@ -70,6 +70,12 @@ class Settings:
         5.0,
         "How often a worker records that it is alive; a worker silent for 3 heartbeats is gone.",
     )
+    recovery_seconds: float = setting(
+        5.0,
+        "How often each worker tries to run the recovery round (requeue items whose lease "
+        "expired, re-send lost queue messages, repair sweeps), at most a third of the lease; "
+        "one worker at a time runs it.",
+    )
     sqlite_busy_timeout_ms: int = setting(30000, "How long SQLite waits for a lock before failing.")
     temp_max_age_hours: float = setting(
         24.0, "Temporary files older than this are removed by cleanup."
@@ -101,6 +107,11 @@ class Settings:
     )
     health_max_pending_age_seconds: float = setting(
         3600.0, "batchnb health fails when the oldest ready item has waited longer than this."
+    )
+    health_stall_seconds: float = setting(
+        30.0,
+        "batchnb health reports a stall when items have been due this long, live consumers have "
+        "free threads and no item was leased in this time.",
     )
     openai_base_url: str = setting(
         "https://api.openai.com/v1",
@@ -158,6 +169,16 @@ class Settings:
     )
     db_pool_recycle_seconds: float = setting(
         1800.0, "PostgreSQL: pooled connections older than this are replaced (-1 never)."
+    )
+    db_lock_timeout_seconds: float = setting(
+        10.0,
+        "PostgreSQL: a statement waiting this long for a row lock fails instead of waiting on "
+        "(a worker then tries the same step again shortly; 0 waits for ever).",
+    )
+    db_idle_in_transaction_seconds: float = setting(
+        30.0,
+        "PostgreSQL: a session idle this long inside a transaction (its process frozen or "
+        "gone) is ended by the server, which releases its locks (0 never).",
     )
 
     @property
@@ -358,6 +379,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         values["user"] = _default_user()
     if values["lease_seconds"] <= 0:
         raise ConfigurationError("BATCHNB_LEASE_SECONDS must be positive")
+    if values["recovery_seconds"] <= 0:
+        raise ConfigurationError("BATCHNB_RECOVERY_SECONDS must be positive")
     if values["worker_threads"] < 1:
         raise ConfigurationError("BATCHNB_WORKER_THREADS must be at least 1")
     return Settings(**values)

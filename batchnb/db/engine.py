@@ -17,12 +17,66 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchnb.db.monitoring import attach_slow_query_log
 from batchnb.errors import ConfigurationError, MissingDependencyError
 
 _WRITE_OPTION = "batchnb_write"
+
+KEEPALIVE_IDLE_SECONDS = 10
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+"""TCP keepalives on both ends of a PostgreSQL connection: a peer that vanished (a host off
+the network) is noticed after about 10 + 5 x 3 = 25 s instead of the kernel's 2 hours, and
+the server ends its session, releasing its locks."""
+
+# SQLSTATEs after which trying the same step again is right: lock timeout, serialization
+# failure, deadlock, statement cancelled, idle-in-transaction timeout, server shutting
+# down, connection failures.
+_TRANSIENT_SQLSTATES = frozenset(
+    {"55P03", "40001", "40P01", "57014", "25P03", "57P01", "57P02", "57P03"}
+)
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database was busy or briefly unreachable, not that the
+    statement was wrong: SQLite's "database is locked" after the busy timeout, a PostgreSQL
+    lock timeout, deadlock or dropped connection, or no free pooled connection."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):
+        text = str(original).lower()
+        return "locked" in text or "busy" in text
+    sqlstate = getattr(original, "sqlstate", None) or ""
+    return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+
+
+def _postgres_connect_args(
+    lock_timeout: float, idle_in_transaction_timeout: float
+) -> dict[str, Any]:
+    """libpq keepalives for our end, and per-session settings for the server's end."""
+    options = {
+        "lock_timeout": f"{int(lock_timeout * 1000)}",
+        "idle_in_transaction_session_timeout": f"{int(idle_in_transaction_timeout * 1000)}",
+        "tcp_keepalives_idle": str(KEEPALIVE_IDLE_SECONDS),
+        "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL_SECONDS),
+        "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+    }
+    return {
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+        "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "options": " ".join(f"-c {name}={value}" for name, value in options.items()),
+    }
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -74,6 +128,10 @@ class Database:
         load, seconds to wait for a free one, seconds after which a connection is replaced
         (-1 never), and whether to test a connection before handing it out. SQLite ignores
         them (its file connections are cheap and its locking, not a pool, limits writers).
+    lock_timeout, idle_in_transaction_timeout:
+        PostgreSQL: seconds a statement waits for a lock before failing, and seconds a session
+        may sit idle inside a transaction before the server ends it (0: no limit). With TCP
+        keepalives on both ends, a frozen or vanished worker's locks go within seconds.
     pool_options:
         Extra ``create_engine`` keyword arguments for server databases; they win over the
         pool arguments above.
@@ -90,6 +148,8 @@ class Database:
         pool_timeout: float = 30.0,
         pool_recycle: float = -1,
         pre_ping: bool = True,
+        lock_timeout: float = 10.0,
+        idle_in_transaction_timeout: float = 30.0,
         pool_options: dict[str, Any] | None = None,
     ) -> None:
         parsed = make_url(url)
@@ -109,6 +169,9 @@ class Database:
                     "max_overflow": max_overflow,
                     "pool_timeout": pool_timeout,
                     "pool_recycle": pool_recycle,
+                    "connect_args": _postgres_connect_args(
+                        lock_timeout, idle_in_transaction_timeout
+                    ),
                 }
             )
             kwargs.update(pool_options or {})

@@ -25,7 +25,7 @@ from batchnb.extract import Extractor, Schema
 from batchnb.extract.pipeline import extract_parsed, parse_for_route
 from batchnb.extract.routing import Route
 from batchnb.extract.validation import Rule, completeness_flags, parse_rules, validate
-from batchnb.jobs.batch_status import refresh_batch_status
+from batchnb.jobs.batch_status import close_if_settled
 from batchnb.jobs.result_cache import cached_result, result_cache_key
 from batchnb.queue import items
 from batchnb.queue.items import LeasedItem
@@ -69,11 +69,20 @@ class DocumentOutput:
 
 # Every hook below runs once per document, so its statements are built once (building and
 # hashing a statement per call costs more than executing it).
+# Changes the row only while the batch is pending, and skips it when another leaser is
+# marking it at the same moment (PostgreSQL SKIP LOCKED): a worker frozen right after its
+# lease must not make the others wait for the batch's row.
 _MARK_BATCH_PROCESSING = (
     update(ExtractionBatch)
     .where(
-        ExtractionBatch.id == bindparam("batch"),
-        ExtractionBatch.status == BatchStatus.PENDING.value,
+        ExtractionBatch.id
+        == select(ExtractionBatch.id)
+        .where(
+            ExtractionBatch.id == bindparam("batch"),
+            ExtractionBatch.status == BatchStatus.PENDING.value,
+        )
+        .with_for_update(skip_locked=True, key_share=True)
+        .scalar_subquery()
     )
     .values(status=BatchStatus.PROCESSING.value)
 )
@@ -186,8 +195,18 @@ class DocumentJobHandler(JobHandler):
         failure: Failure | None,
         output: DocumentOutput | None = None,
     ) -> None:
-        """Record a final status on the job and the document, then on the batch."""
-        payload = item.payload_as(ProcessDocument)
+        """Record a final status on the job and the document (the batch closes after the
+        commit, in :meth:`settled`)."""
+        DocumentJobHandler._close_all(connection, [(item, output)], status, failure)
+
+    @staticmethod
+    def _close_all(
+        connection: Connection,
+        closed: Sequence[tuple[LeasedItem, DocumentOutput | None]],
+        status: DocumentStatus,
+        failure: Failure | None,
+    ) -> None:
+        """Record one final status on the jobs and documents of ``closed``: two statements."""
         now = utcnow()
         common = {
             "new_status": status.value,
@@ -195,43 +214,56 @@ class DocumentJobHandler(JobHandler):
             "new_kind": failure.kind if failure else None,
             "now": now,
         }
-        connection.execute(
-            _FINISH_JOB,
-            {
-                **common,
-                "job": payload.job_id,
-                "new_parser": output.parser if output else None,
-                "new_duration": output.duration_ms if output else None,
-                "new_type": output.document_type if output else None,
-                "new_traceback": failure.traceback if failure else None,
-            },
-        )
-        connection.execute(
-            _FINISH_DOCUMENT,
-            {
-                **common,
-                "document": payload.document_id,
-                "new_pages": output.page_count if output else None,
-            },
-        )
-        if item.batch_id is not None:
-            refresh_batch_status(connection, item.batch_id)
+        jobs, documents = [], []
+        for item, output in closed:
+            payload = item.payload_as(ProcessDocument)
+            jobs.append(
+                {
+                    **common,
+                    "job": payload.job_id,
+                    "new_parser": output.parser if output else None,
+                    "new_duration": output.duration_ms if output else None,
+                    "new_type": output.document_type if output else None,
+                    "new_traceback": failure.traceback if failure else None,
+                }
+            )
+            documents.append(
+                {
+                    **common,
+                    "document": payload.document_id,
+                    "new_pages": output.page_count if output else None,
+                }
+            )
+        connection.execute(_FINISH_JOB, jobs)
+        connection.execute(_FINISH_DOCUMENT, documents)
 
-    def started(self, connection: Connection, item: LeasedItem) -> None:
-        payload = item.payload_as(ProcessDocument)
+    def started(self, connection: Connection, leased: Sequence[LeasedItem]) -> None:
         now = utcnow()
-        connection.execute(_START_JOB, {"job": payload.job_id, "item": item.id, "now": now})
+        payloads = [item.payload_as(ProcessDocument) for item in leased]
+        connection.execute(
+            _START_JOB,
+            [
+                {"job": payload.job_id, "item": item.id, "now": now}
+                for payload, item in zip(payloads, leased, strict=True)
+            ],
+        )
         connection.execute(
             _SET_DOCUMENT,
-            {
-                "document": payload.document_id,
-                "new_status": DocumentStatus.PROCESSING.value,
-                "new_error": None,
-                "now": now,
-            },
+            [
+                {
+                    "document": payload.document_id,
+                    "new_status": DocumentStatus.PROCESSING.value,
+                    "new_error": None,
+                    "now": now,
+                }
+                for payload in payloads
+            ],
         )
-        if item.batch_id is not None:
-            connection.execute(_MARK_BATCH_PROCESSING, {"batch": item.batch_id})
+        for batch_id in {item.batch_id for item in leased if item.batch_id is not None}:
+            connection.execute(_MARK_BATCH_PROCESSING, {"batch": batch_id})
+
+    def settled(self, closed: Sequence[LeasedItem]) -> None:
+        close_if_settled(self.db, [item.batch_id for item in closed if item.batch_id is not None])
 
     def run(self, item: LeasedItem, checkpoint: Checkpoint) -> DocumentOutput:
         started = time.perf_counter()
@@ -312,32 +344,38 @@ class DocumentJobHandler(JobHandler):
             file_name=file_name,
         )
 
-    def succeeded(self, connection: Connection, item: LeasedItem, output: DocumentOutput) -> None:
-        payload = item.payload_as(ProcessDocument)
+    def succeeded(
+        self, connection: Connection, done: Sequence[tuple[LeasedItem, DocumentOutput]]
+    ) -> None:
+        now = utcnow()
         connection.execute(
             _INSERT_RESULT,
-            {
-                "job_id": payload.job_id,
-                "document_id": payload.document_id,
-                "batch_id": item.batch_id,
-                "data": output.data,
-                "evidence": output.evidence,
-                "schema": output.schema,
-                "confidence": output.confidence,
-                "flags": output.flags,
-                "cache_key": output.cache_key,
-                "created_at": utcnow(),
-            },
+            [
+                {
+                    "job_id": item.payload_as(ProcessDocument).job_id,
+                    "document_id": item.payload_as(ProcessDocument).document_id,
+                    "batch_id": item.batch_id,
+                    "data": output.data,
+                    "evidence": output.evidence,
+                    "schema": output.schema,
+                    "confidence": output.confidence,
+                    "flags": output.flags,
+                    "cache_key": output.cache_key,
+                    "created_at": now,
+                }
+                for item, output in done
+            ],
         )
-        self._close(connection, item, DocumentStatus.COMPLETED, None, output)
-        log.info(
-            "batch %s: %s completed in %.2f s (%s, %s pages)",
-            item.batch_id,
-            output.file_name,
-            output.duration_ms / 1000,
-            output.parser,
-            output.page_count,
-        )
+        self._close_all(connection, done, DocumentStatus.COMPLETED, None)
+        for item, output in done:
+            log.info(
+                "batch %s: %s completed in %.2f s (%s, %s pages)",
+                item.batch_id,
+                output.file_name,
+                output.duration_ms / 1000,
+                output.parser,
+                output.page_count,
+            )
 
     def failed(self, connection: Connection, item: LeasedItem, failure: Failure) -> None:
         self._close(connection, item, DocumentStatus.FAILED, failure)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -180,8 +180,9 @@ class ExportJobHandler(JobHandler):
         self.db = db
         self.retention = retention
 
-    def started(self, connection: Connection, item: LeasedItem) -> None:
-        mark_started(connection, item.payload_as(WriteExport).export_id)
+    def started(self, connection: Connection, leased: Sequence[LeasedItem]) -> None:
+        for item in leased:
+            mark_started(connection, item.payload_as(WriteExport).export_id)
 
     def run(self, item: LeasedItem, checkpoint: Checkpoint) -> ExportOutcome:
         export_id = item.payload_as(WriteExport).export_id
@@ -199,8 +200,12 @@ class ExportJobHandler(JobHandler):
 
         return run_export(self.db, export_id, report)
 
-    def succeeded(self, connection: Connection, item: LeasedItem, output: ExportOutcome) -> None:
-        mark_finished(connection, item.payload_as(WriteExport).export_id, output, self.retention)
+    def succeeded(
+        self, connection: Connection, done: Sequence[tuple[LeasedItem, ExportOutcome]]
+    ) -> None:
+        for item, output in done:
+            export_id = item.payload_as(WriteExport).export_id
+            mark_finished(connection, export_id, output, self.retention)
 
     def failed(self, connection: Connection, item: LeasedItem, failure: Failure) -> None:
         mark_failed(connection, item.payload_as(WriteExport).export_id, failure.message)
@@ -224,6 +229,9 @@ class ExportJobHandler(JobHandler):
                 "now": utcnow(),
             },
         )
+
+    def settled(self, closed: Sequence[LeasedItem]) -> None:
+        return None  # an export's row is final once its outcome is written
 
 
 def remove_expired_exports(db: Database, now: datetime | None = None) -> int:

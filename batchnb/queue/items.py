@@ -59,6 +59,8 @@ class LeasedItem:
     retry_delay_seconds: float
     retry_backoff: float
     token: str
+    concurrency_limit: int = 0
+    """The queue's limit when leased (:func:`over_limit` checks it after the commit)."""
 
     def payload_as(self, kind: type[P]) -> P:
         """The payload as the job type's :class:`Payload` class."""
@@ -127,26 +129,38 @@ _PROCESSING_CONDITION = text("queue_items.status = 'processing'")
 _items = cast(Table, QueueItem.__table__)
 _queues = cast(Table, ProcessingQueue.__table__)
 
-_LOCK_QUEUE = (
-    select(
-        _queues.c.active,
-        _queues.c.concurrency_limit,
-        _queues.c.max_attempts,
-        _queues.c.retry_delay_seconds,
-        _queues.c.retry_backoff,
+# The queue's settings and its live leases, read in one statement. Nothing is locked: on
+# PostgreSQL a worker frozen inside a lease (a VM pause, a long GC pause, a host gone) must not
+# stop the others, so leasers never wait on a shared row (see lease() for the limit).
+_QUEUE_AND_RUNNING = select(
+    _queues.c.active,
+    _queues.c.concurrency_limit,
+    _queues.c.max_attempts,
+    _queues.c.retry_delay_seconds,
+    _queues.c.retry_backoff,
+    select(func.count())
+    .select_from(_items)
+    .where(
+        _items.c.queue_name == _queues.c.name,
+        _PROCESSING_CONDITION,
+        _items.c.locked_until > bindparam("now", type_=UTCDateTime()),
     )
-    .where(_queues.c.name == bindparam("queue"))
-    .with_for_update()
-)
-_COUNT_RUNNING = (
+    .scalar_subquery()
+    .label("running"),
+).where(_queues.c.name == bindparam("queue"))
+_RUNNING_OTHERS = (
     select(func.count())
     .select_from(_items)
     .where(
         _items.c.queue_name == bindparam("queue"),
         _PROCESSING_CONDITION,
         _items.c.locked_until > bindparam("now", type_=UTCDateTime()),
+        _items.c.locked_by != bindparam("token"),
     )
 )
+# PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent leasers each take a different item and
+# never wait for one another (or for a frozen one). SQLite compiles no FOR UPDATE: its write
+# lock already lets one leaser in at a time.
 _BEST_READY = (
     select(_items.c.id)
     .where(
@@ -155,12 +169,12 @@ _BEST_READY = (
         _items.c.scheduled_at <= bindparam("now", type_=UTCDateTime()),
     )
     .order_by(_items.c.priority.desc(), _items.c.scheduled_at, _items.c.id)
-    .limit(1)
-    .scalar_subquery()
+    .limit(bindparam("count"))
+    .with_for_update(skip_locked=True)
 )
 _LEASE = (
     update(_items)
-    .where(_items.c.id == _BEST_READY)
+    .where(_items.c.id.in_(_BEST_READY.scalar_subquery()), READY_CONDITION)
     .values(
         status=ItemStatus.PROCESSING.value,
         locked_by=bindparam("token"),
@@ -176,6 +190,8 @@ _LEASE = (
         _items.c.batch_id,
         _items.c.owner,
         _items.c.attempts,
+        _items.c.priority,
+        _items.c.scheduled_at,
     )
 )
 _HELD = and_(
@@ -200,54 +216,80 @@ _LEASE_STATE = select(_items.c.status, _items.c.locked_by).where(
 )
 
 
-def lease_next(
+def lease(
     connection: Connection,
     queue_name: str,
     token: str,
     lease_seconds: float,
+    *,
+    count: int = 1,
     now: datetime | None = None,
-) -> LeasedItem | LeaseRefusal | None:
-    """Lease the best ready item of a queue: highest priority, then oldest scheduled.
+) -> list[LeasedItem] | LeaseRefusal:
+    """Lease up to ``count`` of a queue's best ready items: highest priority, then oldest.
 
-    Returns the leased item, a :class:`LeaseRefusal` when the queue is inactive or at its
-    concurrency limit, or ``None`` when nothing is ready. The queue row is locked first, so
-    on PostgreSQL concurrent leasers of one queue take turns (SQLite's write lock does the
-    same), which keeps the concurrency limit exact. The clock is read after the lock, so
-    every item committed before the lease was taken counts as due.
+    Returns the leased items (best first; empty when nothing is ready), or a
+    :class:`LeaseRefusal` when the queue is inactive or at its concurrency limit. ``count`` is
+    also capped by the free places under the limit.
+
+    Nothing is held across statements and no shared row is locked. On SQLite the write lock
+    admits one leaser at a time, so the limit read here is exact. On PostgreSQL concurrent
+    leasers may each see a free place; :func:`over_limit`, run after the commit, tells which
+    of them must give its item back.
     """
-    queue = connection.execute(_LOCK_QUEUE, {"queue": queue_name}).one_or_none()
+    now = now or utcnow()
+    queue = connection.execute(_QUEUE_AND_RUNNING, {"queue": queue_name, "now": now}).one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {queue_name!r}; run `batchnb db upgrade`")
-    now = now or utcnow()
     if not queue.active:
         return LeaseRefusal.QUEUE_INACTIVE
-    running = connection.execute(_COUNT_RUNNING, {"queue": queue_name, "now": now}).scalar()
-    if (running or 0) >= queue.concurrency_limit:
+    free = queue.concurrency_limit - (queue.running or 0)
+    if free <= 0:
         return LeaseRefusal.AT_CONCURRENCY_LIMIT
-    row = connection.execute(
+    found = connection.execute(
         _LEASE,
         {
             "queue": queue_name,
             "now": now,
             "token": token,
             "until": now + timedelta(seconds=lease_seconds),
+            "count": min(count, free),
         },
-    ).one_or_none()
-    if row is None:
-        return None
-    return LeasedItem(
-        id=row.id,
-        queue_name=queue_name,
-        job_type=row.job_type,
-        payload=dict(row.payload),
-        batch_id=row.batch_id,
-        owner=row.owner,
-        attempts=row.attempts,
-        max_attempts=queue.max_attempts,
-        retry_delay_seconds=queue.retry_delay_seconds,
-        retry_backoff=queue.retry_backoff,
-        token=token,
-    )
+    ).all()
+    rows = sorted(found, key=lambda row: (-row.priority, row.scheduled_at, row.id))
+    return [
+        LeasedItem(
+            id=row.id,
+            queue_name=queue_name,
+            job_type=row.job_type,
+            payload=dict(row.payload),
+            batch_id=row.batch_id,
+            owner=row.owner,
+            attempts=row.attempts,
+            max_attempts=queue.max_attempts,
+            retry_delay_seconds=queue.retry_delay_seconds,
+            retry_backoff=queue.retry_backoff,
+            token=token,
+            concurrency_limit=queue.concurrency_limit,
+        )
+        for row in rows
+    ]
+
+
+def over_limit(connection: Connection, leased: Sequence[LeasedItem]) -> bool:
+    """Whether a committed lease took the queue past its limit (PostgreSQL only; else False).
+
+    Leasers that raced each saw a free place; once committed, each counts the live leases of
+    *others*. Whoever sees the limit already reached by others gives its items back, so the
+    limit holds without a lock. Two racers may both give back (both saw the other); the
+    items are then re-sent a moment later, which costs a second, never the limit.
+    """
+    if not leased or connection.dialect.name != "postgresql":
+        return False
+    first = leased[0]
+    others = connection.execute(
+        _RUNNING_OTHERS, {"queue": first.queue_name, "now": utcnow(), "token": first.token}
+    ).scalar()
+    return (others or 0) + len(leased) > first.concurrency_limit
 
 
 def _rowcount(connection: Connection, statement: Any) -> int:
@@ -297,6 +339,33 @@ def finish(
         ),
     )
     return result.rowcount == 1
+
+
+def finish_all(
+    connection: Connection, leased: Sequence[LeasedItem], status: ItemStatus, now: datetime
+) -> bool:
+    """Move every held item of ``leased`` to a final status in one statement.
+
+    True when all were held. False when one was not (cancelled, or its lease lost): the
+    caller must then roll back, as the others did change, and finish them one by one.
+    """
+    result = cast(
+        CursorResult[Any],
+        connection.execute(
+            _FINISH,
+            [
+                {
+                    "item_id": item.id,
+                    "token": item.token,
+                    "new_status": status.value,
+                    "now": now,
+                    "error": None,
+                }
+                for item in leased
+            ],
+        ),
+    )
+    return result.rowcount == len(leased)
 
 
 def finish_cancelled(connection: Connection, item: LeasedItem, now: datetime) -> bool:

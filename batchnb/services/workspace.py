@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from batchnb.cache import SummaryCache, open_cache
@@ -47,6 +47,8 @@ class Workspace:
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
             pool_recycle=settings.db_pool_recycle_seconds,
+            lock_timeout=settings.db_lock_timeout_seconds,
+            idle_in_transaction_timeout=settings.db_idle_in_transaction_seconds,
         )
         ensure_current(self.db, lock_path=settings.home / ".migrate.lock")
         self.storage = Storage(settings.storage_url)
@@ -91,6 +93,7 @@ class Workspace:
     def runtime(self) -> QueueRuntime:
         """Database + Huey + job handlers; the Huey tasks are registered here."""
         from batchnb.jobs import job_handlers
+        from batchnb.jobs.batch_status import close_settled_batches
         from batchnb.queue.runner import QueueRuntime
         from batchnb.queue.tasks import register_tasks
         from batchnb.queue.transport import create_huey
@@ -109,6 +112,7 @@ class Workspace:
             ),
         )
         runtime.on_stop.append(self.extractors.close)
+        runtime.sweeps.append(partial(close_settled_batches, self.db))
         temp_dirs = [settings.temp_dir]
         if self.storage.local_temp_dir is not None:
             temp_dirs.append(self.storage.local_temp_dir)

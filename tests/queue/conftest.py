@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,8 @@ class ProbeHandler:
     max_running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def started(self, connection: Connection, item: items.LeasedItem) -> None:
-        self.events.append(("started", item.id))
+    def started(self, connection: Connection, leased: Sequence[items.LeasedItem]) -> None:
+        self.events.extend(("started", item.id) for item in leased)
 
     def run(self, item: items.LeasedItem, checkpoint: Checkpoint) -> Any:
         with self.lock:
@@ -81,9 +81,12 @@ class ProbeHandler:
             with self.lock:
                 self.running -= 1
 
-    def succeeded(self, connection: Connection, item: items.LeasedItem, output: Any) -> None:
-        record_event(connection, "probe", "done", "queue_item", item.id, output)
-        self.events.append(("succeeded", item.id))
+    def succeeded(
+        self, connection: Connection, done: Sequence[tuple[items.LeasedItem, Any]]
+    ) -> None:
+        for item, output in done:
+            record_event(connection, "probe", "done", "queue_item", item.id, output)
+            self.events.append(("succeeded", item.id))
 
     def failed(self, connection: Connection, item: items.LeasedItem, failure: Failure) -> None:
         self.failures[item.id] = failure
@@ -94,6 +97,9 @@ class ProbeHandler:
 
     def cancelled(self, connection: Connection, item: items.LeasedItem) -> None:
         self.events.append(("cancelled", item.id))
+
+    def settled(self, closed: Sequence[items.LeasedItem]) -> None:
+        self.events.extend(("settled", item.id) for item in closed)
 
 
 @dataclass

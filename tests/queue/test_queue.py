@@ -9,7 +9,8 @@ from sqlalchemy import func, select, update
 
 from batchnb.db.models import AuditEvent, QueueItem, utcnow
 from batchnb.queue import items
-from batchnb.queue.runner import reclaim_expired, redispatch_stranded
+from batchnb.queue.recovery import redispatch_stranded
+from batchnb.queue.runner import reclaim_expired
 
 from .conftest import QueueHarness, make_harness
 
@@ -133,8 +134,9 @@ def test_concurrency_limit(harness: QueueHarness) -> None:
 def test_expired_lease_is_reclaimed_and_processed_once(harness: QueueHarness) -> None:
     item_id = harness.add(send=False)
     with harness.db.begin() as session:
-        leased = items.lease_next(session, "batch_processing", "dead-worker#1", 60, utcnow())
-        assert isinstance(leased, items.LeasedItem)
+        leases = items.lease(session, "batch_processing", "dead-worker#1", 60)
+        assert isinstance(leases, list) and len(leases) == 1
+        leased = leases[0]
         session.execute(
             update(QueueItem)
             .where(QueueItem.id == item_id)
@@ -155,7 +157,7 @@ def test_reaper_fails_an_item_that_always_kills_its_worker(harness: QueueHarness
     harness.configure_queue(max_attempts=1)
     item_id = harness.add(send=False)
     with harness.db.begin() as session:
-        items.lease_next(session, "batch_processing", "dead-worker#2", 60, utcnow())
+        items.lease(session, "batch_processing", "dead-worker#2", 60)
         session.execute(
             update(QueueItem)
             .where(QueueItem.id == item_id)
