@@ -30,6 +30,9 @@ from batchnb.db.base import JSONType as JSONType
 from batchnb.db.base import UTCDateTime as UTCDateTime
 from batchnb.db.base import utcnow as utcnow
 
+# The maintenance locks (migration 0009), likewise in their own module.
+from batchnb.db.maintenance_models import MaintenanceLock as MaintenanceLock
+
 # The schedules' tables (migration 0008) live in their own module; importing them here puts
 # them in Base.metadata wherever the models are loaded (Alembic's autogenerate included).
 from batchnb.db.schedule_models import Schedule as Schedule

@@ -1,5 +1,9 @@
 """The Huey tasks of a runtime: the item task and the periodic housekeeping.
 
+Recovery (expired leases, lost messages, repair sweeps) is not a Huey task: a periodic task
+travels through the same queue as the documents and waits behind any backlog, so it runs on
+each worker's own thread instead (:mod:`batchnb.queue.recovery`).
+
 Tasks are registered on the runtime's own Huey instance (not at import time), so every
 workspace gets its own transport and tests can run many workspaces in one process.
 """
@@ -13,12 +17,7 @@ from pathlib import Path
 from huey import crontab
 
 from batchnb.queue.maintenance import remove_expired_temp_files
-from batchnb.queue.runner import (
-    QueueRuntime,
-    reclaim_expired,
-    redispatch_stranded,
-    run_message,
-)
+from batchnb.queue.runner import QueueRuntime, run_message
 from batchnb.queue.scheduler import run_due_schedules, stop_runs
 from batchnb.queue.stats import aggregate_queue_stats
 
@@ -45,11 +44,6 @@ def register_tasks(
     @huey.task(name=PROCESS_TASK_NAME)
     def process_item(item_id: int) -> None:
         run_message(runtime, item_id)
-
-    @huey.periodic_task(crontab(minute="*"), name="batchnb.reap_expired_leases")
-    def reap_expired_leases() -> None:
-        reclaim_expired(runtime)
-        redispatch_stranded(runtime)
 
     @huey.periodic_task(crontab(minute="*"), name="batchnb.run_due_schedules")
     def run_schedules() -> None:

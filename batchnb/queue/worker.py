@@ -1,4 +1,4 @@
-"""A worker: a Huey consumer plus heartbeats, lease extension and a graceful stop.
+"""A worker: a Huey consumer plus heartbeats, lease extension, recovery and a graceful stop.
 
 ``Worker.run()`` is what ``batchnb worker`` runs: it owns the process's SIGINT/SIGTERM and
 stops gracefully on either. ``Worker.start()``/``stop()`` run the same consumer in background
@@ -22,12 +22,17 @@ from sqlalchemy import Connection, update
 
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
+from batchnb.queue.recovery import (
+    RECOVERY_INTERVAL_SECONDS,
+    RecoveryLoop,
+    recovery_interval,
+    redispatch_stranded,
+)
 from batchnb.queue.runner import (
     Activity,
     QueueRuntime,
     reclaim_expired,
     record_heartbeat,
-    redispatch_stranded,
     release_held,
 )
 from batchnb.queue.state import queue_state
@@ -57,7 +62,8 @@ class Worker:
     heartbeat_seconds:
         How often the worker records itself alive and extends its leases.
     periodic:
-        Run the periodic tasks (reaper, stats, cleanup) in this consumer.
+        Run the periodic tasks (stats, cleanup, schedules) in this consumer. Recovery (expired
+        leases, lost messages, repair sweeps) runs on its own thread whatever this says.
     in_process:
         Recorded on the heartbeat row: True for a worker inside a notebook or ``batchnb run``.
     shutdown_timeout:
@@ -65,6 +71,9 @@ class Worker:
     summary_seconds:
         How often the worker logs (INFO) what it did since the last summary and how many items
         wait; an idle worker with nothing waiting stays quiet.
+    recovery_seconds:
+        How often the recovery loop tries to run a round (at most a third of the lease; see
+        :mod:`batchnb.queue.recovery`).
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class Worker:
         in_process: bool = False,
         shutdown_timeout: float = 30.0,
         summary_seconds: float = SUMMARY_SECONDS,
+        recovery_seconds: float = RECOVERY_INTERVAL_SECONDS,
     ) -> None:
         self.runtime = runtime
         self.summary_seconds = summary_seconds
@@ -89,6 +99,9 @@ class Worker:
         self._heartbeat_thread: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
         self._signalled = threading.Event()
+        self.recovery = RecoveryLoop(
+            runtime, recovery_interval(runtime.lease_seconds, recovery_seconds)
+        )
 
     def __repr__(self) -> str:
         return (
@@ -120,13 +133,16 @@ class Worker:
         return self._consumer is not None
 
     def start(self) -> None:
-        """Reclaim expired leases, register the heartbeat, start the consumer threads."""
+        """Reclaim expired leases, register the heartbeat, start the consumer and recovery."""
         if self._consumer is not None:
             return
         self.runtime.stop_event.clear()
         self._heartbeat_stop.clear()
         reclaim_expired(self.runtime)
-        redispatch_stranded(self.runtime)
+        if self.recovery.lock.acquire():
+            # Messages lost while no worker ran go out now, not two rounds from now; the lock
+            # keeps workers that start together (``--processes N``) from each sending them.
+            redispatch_stranded(self.runtime)
         with self.runtime.db.write() as session:
             session.merge(
                 WorkerRow(
@@ -153,6 +169,7 @@ class Worker:
             target=self._heartbeat_loop, name="batchnb-heartbeat", daemon=True
         )
         self._heartbeat_thread.start()
+        self.recovery.start()
         log.info("worker %s started with %s threads", self.id, self.threads)
 
     def _touch(self, connection: Connection, now: datetime) -> None:
@@ -201,6 +218,8 @@ class Worker:
         if consumer is None:
             return
         self.runtime.stop_event.set()
+        # First, so the lock goes to a worker that stays (it runs the next round at once).
+        self.recovery.stop()
         consumer.stop(graceful=graceful)
         released = release_held(self.runtime)
         if released:

@@ -1,10 +1,10 @@
-"""Health of the queue (live consumers, depth, oldest waiting item, failure rate) and the cache
-(reachable or not; hits and misses, of every process when the cache is in Redis)."""
+"""Health of the queue (live consumers, depth, oldest waiting item, stalls, failure rate) and
+the cache (reachable or not; hits and misses, of every process when the cache is in Redis)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from batchnb.cache import CacheStats
@@ -139,6 +139,7 @@ def check_health(workspace: Workspace) -> HealthReport:
             f"the oldest waiting item has waited {age:.0f}s "
             f"(limit {settings.health_max_pending_age_seconds:.0f}s)"
         )
+    report.problems.extend(_stall_problems(workspace, workers, now))
     rate = report.failure_rate
     if rate is not None and rate > settings.health_max_failure_rate:
         report.problems.append(
@@ -152,3 +153,28 @@ def check_health(workspace: Workspace) -> HealthReport:
         when = display.format_time(run.finished_at or run.started_at)
         report.problems.append(f"schedule {run.schedule} failed at {when}: {run.error}")
     return report
+
+
+def _stall_problems(workspace: Workspace, workers: list[Worker], now: datetime) -> list[str]:
+    """A stall: items due for a while, consumers alive with free threads, nothing leased.
+
+    Live consumers that lease nothing while items wait are not working through the queue;
+    the usual cause is messages the transport lost (a Redis restart without persistence, a
+    FLUSHDB), which the workers' recovery round re-sends within seconds. A stall that lasts
+    means the workers cannot reach the queue or the database.
+    """
+    if not workers:
+        return []  # "no consumer is running" says it already
+    seconds = workspace.settings.health_stall_seconds
+    stalls = state.find_stalls(workspace.db, now, seconds)
+    free = sum(w.threads for w in workers) - stalls.running
+    if free <= 0:
+        return []
+    return [
+        f"queue {queue} is stalled: {waiting} items have been due for over {seconds:.0f}s and "
+        f"none was leased in that time, although the live consumers ({len(workers)}) have "
+        f"{free} free threads. Their messages were probably lost; workers re-send them within "
+        "seconds (the recovery round). If this persists, check the workers' logs (can they "
+        "reach the queue and the database?) and restart them with `batchnb worker`."
+        for queue, waiting in stalls.queues.items()
+    ]

@@ -30,6 +30,7 @@ def make_worker(
         periodic=periodic,
         in_process=in_process,
         shutdown_timeout=max(settings.lease_seconds, 5.0),
+        recovery_seconds=settings.recovery_seconds,
     )
 
 

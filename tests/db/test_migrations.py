@@ -25,7 +25,7 @@ from batchnb.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
-TABLES_AFTER_0001 = {"corrections", "schedules", "schedule_runs"}
+TABLES_AFTER_0001 = {"corrections", "schedules", "schedule_runs", "maintenance_locks"}
 """Tables a later revision added."""
 PG_ONLY_INDEXES = {"ix_documents_file_name_trgm", "ix_extracted_data_data_gin"}
 PARTIAL_INDEXES = {

@@ -1,0 +1,217 @@
+"""The recovery loop: every worker, on a thread of its own, repairs what crashes leave behind.
+
+Every :func:`recovery_interval` seconds each worker tries to take the ``recovery`` lock (a
+lease row, see :mod:`batchnb.queue.locks`); the one that holds it runs a round:
+
+1. requeue items whose lease expired (their worker was killed or froze), or fail those out
+   of attempts (:func:`~batchnb.queue.runner.reclaim_expired`);
+2. re-send messages for waiting items that have none (a worker killed between taking a
+   message and leasing, or a Redis that lost its data), acting only on a deficit seen on two
+   rounds in a row so that messages in flight are never answered with duplicates
+   (:func:`redispatch_stranded`);
+3. run the runtime's repair sweeps (``QueueRuntime.sweeps``), logging what each repaired.
+
+The loop does not travel through the Huey queue, so a backlog of thousands of messages
+cannot delay it (the once-a-minute reaper that did was starved by exactly that). The holder
+keeps the lock by claiming it again each round and checks it before each step; a holder
+that freezes loses it :data:`LOCK_INTERVALS` intervals after its last claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batchnb.db.models import utcnow
+from batchnb.queue import items
+from batchnb.queue.locks import LeaseLock
+from batchnb.queue.runner import QueueRuntime, reclaim_expired
+
+log = logging.getLogger(__name__)
+
+RECOVERY_LOCK = "recovery"
+RECOVERY_INTERVAL_SECONDS = 5.0
+"""The default of ``BATCHNB_RECOVERY_SECONDS``: how often a worker tries to run a round."""
+LOCK_INTERVALS = 3
+"""A claim of the lock lasts this many intervals: a holder that misses two rounds keeps it,
+one silent for three loses it (as a worker silent for three heartbeats counts as gone)."""
+
+
+def recovery_interval(lease_seconds: float, seconds: float = RECOVERY_INTERVAL_SECONDS) -> float:
+    """Seconds between rounds: ``seconds``, but at most a third of the lease.
+
+    An orphaned item then waits at most its lease plus about one interval (two when the lock's
+    holder died with it and its claim must run out first).
+    """
+    return min(seconds, lease_seconds / 3)
+
+
+def count_missing_messages(runtime: QueueRuntime) -> int:
+    """Waiting items minus the messages the transport holds (queued or scheduled), at least 0.
+
+    Items are counted before messages, so a producer that commits and sends between the two
+    reads errs towards too few. A producer between its commit and its send, or a worker between
+    taking a message and leasing an item, makes the deficit look larger for a moment: act only
+    on a deficit seen twice (see :func:`redispatch_stranded`'s ``limit``).
+    """
+    huey = runtime.huey
+    with runtime.db.connect() as connection:
+        waiting = items.count_ready(connection)
+    queued = huey.pending_count() + huey.scheduled_count()
+    return max(waiting - queued, 0)
+
+
+def redispatch_stranded(runtime: QueueRuntime, limit: int | None = None) -> int:
+    """Send messages for waiting items that have none; returns how many were sent.
+
+    Huey deletes a message when a worker takes it, so a worker killed after taking a message
+    but before leasing an item loses that message, and its item would wait forever; a Redis
+    that loses its data (a restart without persistence, FLUSHDB) loses them all. Every
+    waiting item should be matched by a queued message; where the queue holds fewer messages
+    than there are waiting items, the difference is sent again for the items a worker would
+    take first. Messages running in live workers are not counted, so a few extra may go out;
+    an extra message finds nothing to lease and costs one query.
+
+    ``limit`` caps how many are sent: the recovery loop passes the deficit it saw on its
+    previous round too, so a deficit that is only a producer between its commit and its send
+    (or messages being taken right now) is never answered with duplicates.
+    """
+    missing = count_missing_messages(runtime)
+    if limit is not None:
+        missing = min(missing, limit)
+    if missing <= 0:
+        return 0
+    with runtime.db.connect() as connection:
+        stranded = items.oldest_ready(connection, missing, utcnow())
+    runtime.dispatch(stranded)
+    log.warning("sent %s messages for waiting items that had none", len(stranded))
+    return len(stranded)
+
+
+@dataclass
+class RecoveryRound:
+    """What one round did: items requeued and failed, messages re-sent, repairs per sweep."""
+
+    requeued: int = 0
+    failed: int = 0
+    resent: int = 0
+    repaired: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+    """False when the lock was lost part way (the rest is left to its new holder)."""
+
+
+class RecoveryLoop:
+    """The recovery round, run every ``interval`` seconds by whichever worker holds the lock.
+
+    Parameters
+    ----------
+    runtime:
+        The worker's queue runtime; its ``worker_id`` is the lock holder's name.
+    interval:
+        Seconds between tries (see :func:`recovery_interval`).
+    """
+
+    def __init__(self, runtime: QueueRuntime, interval: float) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self.lock = LeaseLock(
+            runtime.db, RECOVERY_LOCK, runtime.worker_id, interval * LOCK_INTERVALS
+        )
+        self._missing_before = 0
+        self._holding = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"RecoveryLoop(interval={self.interval}, running={self.running})"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the loop's thread (the first round comes one interval from now)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="batchnb-recovery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and give the lock up, so another worker runs the next round at once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.lock.seconds + 5)
+            self._thread = None
+        try:
+            self.lock.release()
+        except Exception:
+            # The claim runs out on its own; another worker takes it then.
+            log.exception("could not release the recovery lock")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_round()
+            except Exception:
+                # A failed round (the database restarting, a lock timeout) is retried next time.
+                log.exception("recovery round failed")
+
+    def run_round(self) -> RecoveryRound | None:
+        """Run one round if this worker gets the lock; None when another worker holds it."""
+        holding = self.lock.acquire()
+        if holding != self._holding:
+            # Once per change, so the logs say which worker does the rounds.
+            self._holding = holding
+            log.info(
+                "worker %s %s the recovery rounds",
+                self.runtime.worker_id,
+                "now runs" if holding else "no longer runs",
+            )
+        if not holding:
+            # Another worker does the rounds; a deficit seen before it took over is stale.
+            self._missing_before = 0
+            return None
+        done = RecoveryRound()
+        done.requeued, done.failed = reclaim_expired(self.runtime)
+        if not self._still_held(done):
+            return done
+        missing = count_missing_messages(self.runtime)
+        confirmed = min(missing, self._missing_before)
+        self._missing_before = missing
+        if confirmed:
+            done.resent = redispatch_stranded(self.runtime, limit=confirmed)
+            # What was sent answers this deficit; the next round measures afresh.
+            self._missing_before = max(missing - done.resent, 0)
+        for sweep in self.runtime.sweeps:
+            if not self._still_held(done):
+                return done
+            name = _sweep_name(sweep)
+            try:
+                repaired = sweep()
+            except Exception:
+                # One broken sweep must not stop the others or the next round.
+                log.exception("recovery sweep %s failed", name)
+                continue
+            done.repaired[name] = repaired
+            if repaired:
+                log.warning("recovery sweep %s repaired %s", name, repaired)
+        return done
+
+    def _still_held(self, done: RecoveryRound) -> bool:
+        """Claim the lock again before the next step; a holder that froze mid-round stops."""
+        if self.lock.acquire():
+            return True
+        done.complete = False
+        self._missing_before = 0
+        self._holding = False
+        log.warning("recovery lock lost during a round; its new holder carries on")
+        return False
+
+
+def _sweep_name(sweep: Callable[[], int]) -> str:
+    """A sweep's name for the log: its function's, seen through ``functools.partial``."""
+    target = getattr(sweep, "func", sweep)
+    return str(getattr(target, "__name__", repr(sweep)))
