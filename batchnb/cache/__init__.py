@@ -4,6 +4,7 @@
 stores values in are in :mod:`batchnb.cache.backends`.
 """
 
+from batchnb.cache.freshness import DataVersion, Freshness, Stamped
 from batchnb.cache.summary import (
     ANALYTICS,
     BATCHES,
@@ -20,6 +21,9 @@ __all__ = [
     "PROGRESS",
     "PROGRESS_TTL_SECONDS",
     "CacheStats",
+    "DataVersion",
+    "Freshness",
+    "Stamped",
     "SummaryCache",
     "open_cache",
 ]

@@ -29,6 +29,11 @@ however many widgets poll, the database answers at most one progress query per b
 second per process (across all processes with Redis), and a count is at most a second old.
 Service functions that change progress (cancel, retry, delete) still invalidate it at once.
 
+**Analytics follow the data** instead (``get_or_create(..., freshness=...)``, see
+:mod:`batchnb.cache.freshness`): a summary costs hundreds of milliseconds, far more than a
+version check, so each read asks the database for a cheap version of what the summary reads
+and serves the stored summary only while it matches.
+
 **Redis unreachable:** reads fall back to the creator (a miss), a warning goes to
 ``batchnb.cache``, and Redis is left alone for :data:`REDIS_RETRY_SECONDS`, so an outage costs
 one short timeout, not one per read. A failed invalidation is logged; other processes may read
@@ -65,6 +70,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.engine import make_url
 
 from batchnb.cache.backends import ALL_NAMESPACES, Backend, make_backend, safe_url
+from batchnb.cache.freshness import Freshness, Stamped
 from batchnb.config import Settings
 
 T = TypeVar("T")
@@ -170,6 +176,8 @@ class SummaryCache:
         self._misses = 0
         self._errors = 0
         self._down_until = 0.0
+        # One lock per key read with a freshness, dropped when no thread holds it.
+        self._key_locks: weakref.WeakValueDictionary[str, _KeyLock] = weakref.WeakValueDictionary()
         if self._backend is not None and self._backend.shares_counts:
             _counting_caches.add(self)
 
@@ -179,7 +187,13 @@ class SummaryCache:
         return "none" if self._backend is None else self._backend.name
 
     def get_or_create(
-        self, namespace: str, key: str, creator: Callable[[], T], *, ttl: float | None = None
+        self,
+        namespace: str,
+        key: str,
+        creator: Callable[[], T],
+        *,
+        ttl: float | None = None,
+        freshness: Freshness | None = None,
     ) -> T:
         """The cached value of ``key`` in ``namespace``, computed by ``creator`` when missing.
 
@@ -198,12 +212,18 @@ class SummaryCache:
             Seconds the value may be served; default: the namespace's
             (:data:`NAMESPACE_TTL_SECONDS`) or the cache's ``default_ttl``. 0 or less: do not
             cache.
+        freshness:
+            Serve a stored value only while ``freshness.holds`` its stamp; a value computed
+            here is stored with ``freshness.stamp(value)``, replacing the older one (see
+            :mod:`batchnb.cache.freshness`). Read the data's version before calling.
         """
         lifetime = self._lifetime(namespace, ttl)
         backend = self._backend
         if backend is None or lifetime <= 0 or time.monotonic() < self._down_until:
             self._count(hit=False)
             return creator()
+        if freshness is not None:
+            return self._get_or_create_fresh(backend, lifetime, namespace, key, creator, freshness)
         created: list[T] = []
         raised: list[BaseException] = []
 
@@ -227,6 +247,47 @@ class SummaryCache:
             return created[0] if created else creator()
         self._count(hit=not created)
         return cast(T, value)
+
+    def _get_or_create_fresh(
+        self,
+        backend: Backend,
+        lifetime: float,
+        namespace: str,
+        key: str,
+        creator: Callable[[], T],
+        freshness: Freshness,
+    ) -> T:
+        """:meth:`get_or_create` with a :class:`Freshness`: one entry per key, its stamp beside
+        the value. Threads of this process that miss the same key wait for the one computing
+        it (as dogpile does for plain values), then serve its value if it holds for them."""
+        created: list[T] = []
+        try:
+            full_key = self._full_key(backend, namespace, key)
+            region = backend.region(lifetime)
+            found = _current(region.get(full_key), freshness)
+            if found is _MISSING:
+                with self._key_lock(full_key):
+                    found = _current(region.get(full_key), freshness)
+                    if found is _MISSING:
+                        # The creator's exceptions are not the backend's: they propagate.
+                        created.append(_call(creator))
+                        region.set(full_key, Stamped(freshness.stamp(created[0]), created[0]))
+        except _CreatorError as wrapped:
+            raise wrapped.error from None
+        except backend.errors as exc:
+            self._failed(exc, "read")
+            self._count(hit=False)
+            return created[0] if created else creator()
+        self._count(hit=not created)
+        return created[0] if created else cast(T, found)
+
+    def _key_lock(self, full_key: str) -> _KeyLock:
+        with self._lock:
+            lock = self._key_locks.get(full_key)
+            if lock is None:
+                lock = _KeyLock()
+                self._key_locks[full_key] = lock
+            return lock
 
     def invalidate(self, *namespaces: str) -> None:
         """Make the next read of these namespaces (no argument: of every namespace) a miss."""
@@ -327,6 +388,44 @@ class SummaryCache:
             exc,
             REDIS_RETRY_SECONDS,
         )
+
+
+_MISSING = object()
+
+
+class _KeyLock:
+    """A lock that a weak dictionary can hold (``threading.Lock`` takes no weak reference)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class _CreatorError(Exception):
+    """Carries a creator's exception past the handler of backend errors."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _call(creator: Callable[[], T]) -> T:
+    try:
+        return creator()
+    except Exception as exc:
+        raise _CreatorError(exc) from exc
+
+
+def _current(stored: Any, freshness: Freshness) -> Any:
+    """The value of a stored entry whose stamp still holds, else :data:`_MISSING`."""
+    if isinstance(stored, Stamped) and freshness.holds(stored.stamp):
+        return stored.value
+    return _MISSING
 
 
 #: Caches whose counts go to Redis: the last reads' counts are published when Python exits

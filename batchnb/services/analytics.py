@@ -39,6 +39,7 @@ from batchnb.db.scope import Scope
 from batchnb.queue.stats import completed_durations
 from batchnb.services import display
 from batchnb.services.access import authorize_user, is_admin
+from batchnb.services.analytics_freshness import is_settled, read_freshness
 from batchnb.services.analytics_queries import (
     DECIMALS,
     PARALLEL_QUERIES,
@@ -232,6 +233,11 @@ def analytics_summary(
 ) -> AnalyticsSummary:
     """Analytics of the documents created in ``[start, end)``, cached per period and user.
 
+    A cached summary is served only while the data it reads is unchanged: each call first
+    reads a version of that data (one indexed statement), so a document finished by any
+    worker, or a batch deleted by any process, shows at the next call (see
+    :mod:`batchnb.services.analytics_freshness`).
+
     Parameters
     ----------
     start, end:
@@ -252,10 +258,30 @@ def analytics_summary(
     scope = _scope_user(workspace, actor, user)
     start_utc, end_utc = _as_utc(start), _as_utc(end)
     key = json.dumps([scope, _iso(start_utc), _iso(end_utc)])
+    if workspace.cache.backend == "none":  # no version to read: every read computes
+        uncached: AnalyticsSummary = workspace.cache.get_or_create(
+            ANALYTICS,
+            key,
+            lambda: compute_summary(workspace, start=start_utc, end=end_utc, user=scope),
+        )
+        return uncached
+    # Read before computing: a change committed later gives another version (see
+    # analytics_freshness.py), so a summary that missed it is never served afterwards.
+    freshness = read_freshness(workspace.db)
+
+    def create() -> AnalyticsSummary:
+        summary = compute_summary(workspace, start=start_utc, end=end_utc, user=scope)
+        freshness.settled = is_settled(
+            workspace.db,
+            Scope(start_utc, end_utc, scope),
+            open_documents=summary.open,
+            running_schedules=summary.scheduled_runs.get("running", 0),
+            now=freshness.read_at,
+        )
+        return summary
+
     summary: AnalyticsSummary = workspace.cache.get_or_create(
-        ANALYTICS,
-        key,
-        lambda: compute_summary(workspace, start=start_utc, end=end_utc, user=scope),
+        ANALYTICS, key, create, freshness=freshness
     )
     return summary
 

@@ -436,35 +436,22 @@ def test_an_empty_workspace_has_empty_tables(workspace: Workspace) -> None:
 
 
 def test_summaries_are_cached_until_invalidated(history: Workspace) -> None:
+    """A change no data version sees (a row edited by hand) is served from the cache until
+    the namespace is invalidated; tests/services/test_analytics_freshness.py has the changes
+    that show at once."""
     first = analytics_summary(actor=ADMIN, workspace=history)
     with history.db.begin() as connection:
-        connection.execute(
-            insert(Document),
-            {
-                "id": 100,
-                "batch_id": 1,
-                "owner": "alice",
-                "file_name": "new.pdf",
-                "content_hash": "0" * 64,
-                "storage_key": "k100",
-                "size_bytes": 1,
-                "file_type": "pdf",
-                "mime_type": "application/pdf",
-                "status": "pending",
-                "created_at": at(4, 9),
-                "updated_at": at(4, 9),
-            },
-        )
+        connection.execute(update(Document).where(Document.id == 1).values(page_count=102))
     hits = history.cache.stats().hits
 
-    assert analytics_summary(actor=ADMIN, workspace=history).documents == first.documents == 15
+    assert analytics_summary(actor=ADMIN, workspace=history).pages == first.pages == 26
     assert first.batches == 4
     assert history.cache.stats().hits == hits + 1
     # Another scope is another entry.
-    assert analytics_summary(actor="alice", workspace=history).documents == 9
+    assert analytics_summary(actor="alice", workspace=history).pages == 111
     history.cache.invalidate("analytics")
-    assert analytics_summary(actor=ADMIN, workspace=history).documents == 16
-    assert compute_summary(history).documents == 16
+    assert analytics_summary(actor=ADMIN, workspace=history).pages == 126
+    assert compute_summary(history).pages == 126
 
 
 def test_as_dict_is_json_ready(history: Workspace) -> None:
