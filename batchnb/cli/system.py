@@ -1,11 +1,10 @@
-"""Commands that run and look after the system: worker, health, db, eval."""
+"""Commands that run and look after the system: worker, health, db."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -146,49 +145,3 @@ def db_current() -> None:
 
     database = _settings_database()
     click.echo(f"database at revision {current_revision(database)} (newest: {head_revision()})")
-
-
-@main.command(name="eval")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--use",
-    type=click.Choice(["prompt", "schema"]),
-    default="prompt",
-    show_default=True,
-    help="Run each dataset with its task's prompt or its schema (tasks.json).",
-)
-@click.option("--extractor", default="offline", show_default=True)
-@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
-@click.option("--limit", type=int, default=None, help="At most N documents per dataset.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path))
-@domain_errors
-def eval_command(
-    folder: Path,
-    use: str,
-    extractor: str,
-    datasets: tuple[str, ...],
-    limit: int | None,
-    as_json: bool,
-    csv_path: Path | None,
-    html_path: Path | None,
-) -> None:
-    """Score extraction on an evaluation FOLDER (documents/, ground_truth/, tasks.json).
-
-    Runs in a throw-away workspace whose queue processes documents inline: no server needed.
-    """
-    from batchnb.evaluation import evaluate
-
-    report = evaluate(
-        folder,
-        use="schema" if use == "schema" else "prompt",
-        extractor=extractor,
-        limit=limit,
-        datasets=list(datasets) or None,
-    )
-    click.echo(report.to_json() if as_json else report.to_text())
-    if csv_path is not None:
-        click.echo(f"wrote {report.to_csv(csv_path)}", err=True)
-    if html_path is not None:
-        click.echo(f"wrote {report.to_html(html_path)}", err=True)

@@ -9,6 +9,7 @@ prompt that drives a run, and maps the field names of a run's results onto the g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,14 @@ _SYNONYMS = {
 }
 _FILLER = frozenset({"the", "of", "a", "an", "or", "and", "that", "including", "incl"})
 
+KNOWN_DOCUMENT_TYPES: Mapping[str, str] = {
+    "sroie": "receipt",
+    "invoice2data": "invoice",
+    "zugferd-corpus": "invoice",
+}
+"""The document type of every document of the public datasets batchnb is measured on, for
+folders whose ``tasks.json`` and ground truth do not say it (see :func:`load_datasets`)."""
+
 
 class EvaluationError(BatchnbError):
     """An evaluation folder or option that cannot be used as given."""
@@ -52,6 +61,9 @@ class Task:
     prompt: str
     schema: Schema
     notes: tuple[str, ...] = ()
+    document_type: str | None = None
+    """The type (:data:`batchnb.extract.classify.DOCUMENT_TYPES`) of the dataset's documents,
+    from the task's ``document_type`` or :data:`KNOWN_DOCUMENT_TYPES`; ``None`` when unknown."""
 
     def run_prompt(self, use: Use) -> str:
         """The prompt a run submits: the task's own, or one written from its schema."""
@@ -64,12 +76,17 @@ class Task:
 
 @dataclass(frozen=True)
 class LabelledDocument:
-    """A document and its ground truth ``fields`` (absent fields are not labelled)."""
+    """A document and its ground truth ``fields`` (absent fields are not labelled).
+
+    ``document_type`` is what the classifier should call it: the ground truth's own
+    ``document_type``, else its task's; ``None`` when neither says (not scored).
+    """
 
     dataset: str
     file_name: str
     path: Path
     fields: Mapping[str, Any]
+    document_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,11 +111,38 @@ class FieldMapping:
     unmapped_result: tuple[str, ...] = ()
 
 
+Part = tuple[int, int]
+"""``(k, n)``: the k-th of n parts (1-based) of a folder's documents, see :func:`in_part`."""
+
+
+def parse_part(text: str) -> Part:
+    """``"1/2"`` → ``(1, 2)``; raises :class:`EvaluationError` for anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    part = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not 1 <= part[0] <= part[1]:
+        raise EvaluationError(f"part {text!r} is not K/N with 1 <= K <= N, e.g. 1/2")
+    return part
+
+
+def in_part(group: str, part: Part) -> bool:
+    """Whether the document of ``group`` belongs to ``part``: a stable hash of the name.
+
+    The hash (SHA-1, not Python's salted ``hash``) gives every run, machine and engineer the
+    same parts, so one part can be developed on and the other only measured. ``group`` is the
+    document's file name, or for a rendering of another document (``variant_of``) that
+    document's, so the two never land in different parts.
+    """
+    k, n = part
+    digest = hashlib.sha1(group.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n == k - 1
+
+
 def load_datasets(
     folder: str | Path,
     *,
     datasets: Sequence[str] | None = None,
     limit: int | None = None,
+    part: Part | None = None,
 ) -> list[EvalDataset]:
     """Read an evaluation folder.
 
@@ -108,6 +152,8 @@ def load_datasets(
         Only these datasets (names as in ``tasks.json``); default every dataset with documents.
     limit:
         At most this many documents per dataset, in file-name order.
+    part:
+        Only the documents of this part (see :func:`in_part`), before ``limit``.
 
     Raises
     ------
@@ -145,13 +191,18 @@ def load_datasets(
                 f"{truth_path.name}: dataset {dataset!r} has no task in tasks.json"
             )
         file_name = str(truth.get("document") or "")
+        if part is not None and not in_part(str(truth.get("variant_of") or file_name), part):
+            continue
         path = documents_dir / file_name
         if not file_name or not path.is_file():
             raise EvaluationError(
                 f"{truth_path.name}: document {file_name!r} not in {documents_dir}"
             )
+        document_type = str(truth.get("document_type") or "") or tasks[dataset].document_type
         grouped.setdefault(dataset, []).append(
-            LabelledDocument(dataset, file_name, path, dict(truth.get("fields") or {}))
+            LabelledDocument(
+                dataset, file_name, path, dict(truth.get("fields") or {}), document_type
+            )
         )
     result = []
     for name in wanted or sorted(grouped):
@@ -164,7 +215,11 @@ def load_datasets(
 
 
 def load_tasks(path: str | Path) -> dict[str, Task]:
-    """Read ``tasks.json``: ``{"tasks": {dataset: {"prompt": ..., "schema": {...}}}}``."""
+    """Read ``tasks.json``: ``{"tasks": {dataset: {"prompt": ..., "schema": {...}}}}``.
+
+    An entry may say its documents' type (``"document_type": "receipt"``); the public
+    datasets of :data:`KNOWN_DOCUMENT_TYPES` need not.
+    """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     entries = data.get("tasks") if isinstance(data, Mapping) else None
     if not isinstance(entries, Mapping):
@@ -173,7 +228,8 @@ def load_tasks(path: str | Path) -> dict[str, Task]:
     for dataset, entry in entries.items():
         prompt = str(entry.get("prompt") or "")
         schema, notes = schema_from_task(entry.get("schema") or {})
-        tasks[dataset] = Task(dataset, prompt, schema, notes)
+        document_type = str(entry.get("document_type") or "") or KNOWN_DOCUMENT_TYPES.get(dataset)
+        tasks[dataset] = Task(dataset, prompt, schema, notes, document_type)
     return tasks
 
 

@@ -26,6 +26,7 @@ from batchnb.extract.values import CURRENCY_CODES, CURRENCY_SYMBOLS
 
 Kind = Literal["date", "amount", "currency", "fuzzy", "text"]
 Section = Literal["header", "line_items"]
+MismatchKind = Literal["wrong", "missing", "spurious"]
 
 AMOUNT_TOLERANCE = 0.01
 FUZZY_THRESHOLD = 0.8
@@ -72,14 +73,45 @@ def total(counts: Iterable[Counts]) -> Counts:
 
 
 @dataclass(frozen=True)
+class Mismatch:
+    """One value the counts call wrong: labelled but missed or different, or a spurious item's.
+
+    Kept beside the counts so an evaluation can show failures, not only count them.
+
+    Parameters
+    ----------
+    expected:
+        The labelled value; ``None`` for a value of a predicted item no labelled item matched.
+    got:
+        The predicted value; ``None`` when nothing was predicted.
+    item:
+        For line items, the 1-based position of the labelled item (of the predicted item for a
+        spurious value); ``None`` for header fields.
+    """
+
+    expected: Any
+    got: Any
+    item: int | None = None
+
+    @property
+    def kind(self) -> MismatchKind:
+        """``missing`` (nothing predicted), ``spurious`` (nothing labelled) or ``wrong``."""
+        if self.expected is None:
+            return "spurious"
+        return "missing" if is_missing(self.got) else "wrong"
+
+
+@dataclass(frozen=True)
 class FieldScore:
-    """The counts of one field of one document (``field`` is ``lines.name`` for item keys)."""
+    """The counts of one field of one document (``field`` is ``lines.name`` for item keys),
+    with the values behind its FP and FN."""
 
     dataset: str
     document: str
     section: Section
     field: str
     counts: Counts
+    mismatches: tuple[Mismatch, ...] = ()
 
 
 def kind_of(field: Field) -> Kind:
@@ -242,30 +274,50 @@ def score_items(
     Keys are those of ``kinds`` (the schema's item keys) that some labelled item uses; an item
     whose labelled keys are all outside them (e.g. a note line) is not an item to score.
     """
+    return {
+        key: counts
+        for key, (counts, _) in score_items_in_detail(expected, predicted, kinds).items()
+    }
+
+
+def score_items_in_detail(
+    expected: Sequence[Mapping[str, Any]],
+    predicted: Sequence[Mapping[str, Any]],
+    kinds: Mapping[str, Kind],
+) -> dict[str, tuple[Counts, list[Mismatch]]]:
+    """:func:`score_items`, with the mismatches behind each key's FP and FN."""
     truth_items = [item for item in expected if any(not is_missing(item.get(k)) for k in kinds)]
     labelled = {k for item in truth_items for k in kinds if not is_missing(item.get(k))}
     keys = [k for k in kinds if k in labelled] if truth_items else list(kinds)
     guesses = [item if isinstance(item, Mapping) else {} for item in predicted]
-    counts = {key: Counts() for key in keys}
+    scored: dict[str, tuple[Counts, list[Mismatch]]] = {key: (Counts(), []) for key in keys}
+
+    def add(key: str, counts: Counts, mismatch: Mismatch) -> None:
+        total_counts, mismatches = scored[key]
+        scored[key] = (total_counts + counts, mismatches)
+        if counts.fp or counts.fn:
+            mismatches.append(mismatch)
+
     pairs = match_items(truth_items, guesses, {k: kinds[k] for k in keys})
     matched_truth = {i for i, _ in pairs}
     matched_guess = {j for _, j in pairs}
     for i, j in pairs:
         for key in keys:
             if not is_missing(truth_items[i].get(key)):
-                value = score_value(truth_items[i][key], guesses[j].get(key), kinds[key])
-                counts[key] = counts[key] + value
+                expected_value, got = truth_items[i][key], guesses[j].get(key)
+                counts = score_value(expected_value, got, kinds[key])
+                add(key, counts, Mismatch(expected_value, got, i + 1))
     for i, item in enumerate(truth_items):
         if i not in matched_truth:
             for key in keys:
                 if not is_missing(item.get(key)):
-                    counts[key] = counts[key] + Counts(fn=1)
+                    add(key, Counts(fn=1), Mismatch(item[key], None, i + 1))
     for j, item in enumerate(guesses):
         if j not in matched_guess:
             for key in keys:
                 if not is_missing(item.get(key)):
-                    counts[key] = counts[key] + Counts(fp=1)
-    return counts
+                    add(key, Counts(fp=1), Mismatch(None, item[key], j + 1))
+    return scored
 
 
 def score_document(
@@ -291,13 +343,17 @@ def score_document(
             kinds = {sub.name: kind_of(sub) for sub in field.fields}
             guess = predicted.get(field.name)
             items = _as_items(expected)
-            per_key = score_items(items, _as_items(guess), kinds)
-            for key, counts in per_key.items():
+            per_key = score_items_in_detail(items, _as_items(guess), kinds)
+            for key, (counts, mismatches) in per_key.items():
                 name = f"{field.name}.{key}"
-                scores.append(FieldScore(dataset, document, "line_items", name, counts))
+                scores.append(
+                    FieldScore(dataset, document, "line_items", name, counts, tuple(mismatches))
+                )
         else:
-            counts = score_value(expected, predicted.get(field.name), kind_of(field))
-            scores.append(FieldScore(dataset, document, "header", field.name, counts))
+            got = predicted.get(field.name)
+            counts = score_value(expected, got, kind_of(field))
+            wrong = (Mismatch(expected, got),) if counts.fp or counts.fn else ()
+            scores.append(FieldScore(dataset, document, "header", field.name, counts, wrong))
     return scores
 
 

@@ -1,4 +1,4 @@
-"""Document types without a model: weighted keyword evidence in English, German and French.
+"""Document types without a model: weighted keyword evidence in English, German, French, Dutch.
 
 :func:`classify` tells an invoice from a receipt, a purchase order, a contract, a bank statement
 or a résumé so that the "auto" strategy can pick that type's prompt. It is deterministic, needs no
@@ -17,6 +17,18 @@ so repeats count, with diminishing returns and a cap, and a phrase found in the 
 weight once more. Text and phrases are compared as lower-case words, so punctuation and line breaks
 between words do not matter ("P.O." is "p o"); where one phrase starts another ("invoice number"
 and "invoice"), the longer one is matched.
+
+German writes its terms as compounds ("Handelsrechnung", "Mietrechnung", "Rechnungssumme"), so
+a word that starts or ends with one of the :data:`COMPOUND_STEMS` counts as that stem.
+
+Two kinds of evidence do not come from one phrase, because the same words name both types:
+
+* A **payment at the till**: a tender (cash, card) and change given back both printed, or a
+  time of day printed (a sale's timestamp): receipts do both, invoices (which ask for a payment
+  later) rarely. Till receipts are also often titled "tax invoice" (a GST/VAT rule in many
+  countries) or print an "invoice no", so "invoice" words alone do not outweigh a till's signs.
+* Order words ("Bestellung", "commande", "order date") are weak purchase-order evidence: every
+  invoice cites the order it bills ("Rechnung gemäß Bestellung vom ...").
 
 Confidence
 ----------
@@ -58,12 +70,30 @@ MAX_PAGES = 5
 stay cheap to classify."""
 _MAX_REPEATS = 5
 
+COMPOUND_STEMS: tuple[str, ...] = ("rechnung", "gutschrift", "factuur", "quittung")
+"""Phrases that also count inside a longer word starting or ending with them (German and Dutch
+compounds: "Handelsrechnung", "Rechnungssumme", "Factuuradres")."""
+TILL_PAYMENT_WEIGHT = 3.0
+"""Receipt evidence for a tender and the change given back, both printed."""
+TIME_OF_DAY_WEIGHT = 1.5
+"""Receipt evidence for a printed time of day (counted once): a sale's timestamp."""
+_TENDERS = frozenset(
+    {("cash",), ("cash", "received"), ("tendered",), ("visa",), ("mastercard",)}
+    | {("card", "payment"), ("bar",), ("espèces",)}
+)
+_CHANGE = frozenset(
+    {("change",), ("change", "due"), ("rückgeld",), ("rendu",), ("monnaie", "rendue")}
+)
+_TIME_OF_DAY_RE = re.compile(r"(?<![\d:])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?![\d:])")
+_SHORTEST_STEM = min(len(stem) for stem in COMPOUND_STEMS)
+_COMPOUND_RE = re.compile(f"^(?:{'|'.join(COMPOUND_STEMS)})|(?:{'|'.join(COMPOUND_STEMS)})$")
+
 # Weights: 3-4 for a phrase that nearly names the type (a title, "opening balance"), 2 for strong
 # hints, 1 or less for words that other documents use too.
 _EVIDENCE: dict[str, dict[str, float]] = {
     "invoice": {
         "invoice": 3,
-        "tax invoice": 4,
+        "tax invoice": 2,
         "invoice number": 4,
         "invoice no": 4,
         "invoice date": 3,
@@ -80,7 +110,10 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "vat": 1,
         "vat number": 1.5,
         "subtotal": 0.5,
+        "iban": 1,
+        "bic": 0.5,
         "rechnung": 3,
+        "gutschrift": 3,
         "rechnungsnummer": 4,
         "rechnungsdatum": 3,
         "fälligkeitsdatum": 2,
@@ -88,6 +121,11 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "rechnungsempfänger": 2,
         "mwst": 1,
         "ust-idnr": 1.5,
+        "leistungsempfänger": 2,
+        "leistungsdatum": 2,
+        "zahlungsbedingungen": 1.5,
+        "zahlbetrag": 1.5,
+        "fälligkeit": 1.5,
         "facture": 3,
         "numéro de facture": 4,
         "date de facture": 3,
@@ -95,15 +133,33 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "échéance": 1.5,
         "facturé à": 2,
         "tva": 1,
+        "factuur": 3,
+        "factuurnummer": 4,
+        "factuurdatum": 3,
+        "vervaldatum": 2,
+        "btw": 1,
     },
     "receipt": {
         "receipt": 3,
         "sales receipt": 4,
+        "tax invoice": 1,
+        "simplified tax invoice": 4,
+        "simplified invoice": 4,
+        "cash bill": 3,
+        "cash sale": 3,
         "cash": 1,
+        "cash received": 2,
+        "tendered": 2,
         "change": 1,
         "change due": 2,
+        "rounding": 1.5,
+        "item count": 2,
+        "total qty": 1.5,
         "thank you": 1,
         "thank you for shopping": 2.5,
+        "please come again": 2.5,
+        "not returnable": 2.5,
+        "not refundable": 2,
         "cashier": 2,
         "register": 1,
         "card payment": 1,
@@ -111,6 +167,7 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "mastercard": 0.5,
         "vat": 0.5,
         "kassenbon": 4,
+        "kassabon": 4,
         "kassenzettel": 4,
         "quittung": 3,
         "beleg": 1.5,
@@ -139,14 +196,14 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "requested by": 1,
         "vendor": 1,
         "supplier": 0.5,
-        "bestellung": 3,
+        "bestellung": 1.5,
         "bestellnummer": 3,
         "bestelldatum": 2,
         "lieferdatum": 1,
-        "lieferant": 1,
+        "lieferant": 0.5,
         "lieferadresse": 1,
         "bon de commande": 4,
-        "commande": 2,
+        "commande": 1,
         "numéro de commande": 3,
         "date de commande": 2,
         "date de livraison": 1,
@@ -188,8 +245,8 @@ _EVIDENCE: dict[str, dict[str, float]] = {
         "opening balance": 4,
         "closing balance": 4,
         "balance brought forward": 3,
-        "iban": 1.5,
-        "bic": 1,
+        "iban": 1,
+        "bic": 0.5,
         "account number": 1,
         "sort code": 2,
         "transactions": 1,
@@ -284,6 +341,26 @@ def _build() -> dict[str, tuple[tuple[tuple[str, ...], Hints], ...]]:
 
 
 _PHRASES = _build()
+_STEM_HINTS: dict[str, Hints] = {
+    stem: tuple(
+        (doc_type, float(phrases[stem]))
+        for doc_type, phrases in _EVIDENCE.items()
+        if stem in phrases
+    )
+    for stem in COMPOUND_STEMS
+}
+
+
+def _match(words: list[str], position: int) -> tuple[tuple[str, ...], Hints] | None:
+    """The longest phrase starting at ``words[position]``, else a compound of a stem."""
+    word = words[position]
+    for phrase, phrase_hints in _PHRASES.get(word, ()):
+        if tuple(words[position : position + len(phrase)]) == phrase:
+            return phrase, phrase_hints
+    compound = _COMPOUND_RE.search(word) if len(word) > _SHORTEST_STEM else None
+    if compound is None:
+        return None
+    return (compound.group(),), _STEM_HINTS[compound.group()]
 
 
 def score_text(text: str) -> dict[str, float]:
@@ -295,21 +372,25 @@ def score_text(text: str) -> dict[str, float]:
     in_heading: set[tuple[str, ...]] = set()
     position = 0
     while position < len(words):
-        step = 1
-        for phrase, phrase_hints in _PHRASES.get(words[position], ()):
-            if tuple(words[position : position + len(phrase)]) == phrase:
-                counts[phrase] = counts.get(phrase, 0) + 1
-                hints[phrase] = phrase_hints
-                if position < heading_words:
-                    in_heading.add(phrase)
-                step = len(phrase)
-                break
-        position += step
+        found = _match(words, position)
+        if found is None:
+            position += 1
+            continue
+        phrase, phrase_hints = found
+        counts[phrase] = counts.get(phrase, 0) + 1
+        hints[phrase] = phrase_hints
+        if position < heading_words:
+            in_heading.add(phrase)
+        position += len(phrase)
     scores = dict.fromkeys(DOCUMENT_TYPES, 0.0)
     for phrase, count in counts.items():
         repeat = 1 + 0.5 * (min(count, _MAX_REPEATS) - 1)
         for doc_type, weight in hints[phrase]:
             scores[doc_type] += weight * repeat + (weight if phrase in in_heading else 0.0)
+    if not _TENDERS.isdisjoint(counts) and not _CHANGE.isdisjoint(counts):
+        scores["receipt"] += TILL_PAYMENT_WEIGHT
+    if _TIME_OF_DAY_RE.search(text):
+        scores["receipt"] += TIME_OF_DAY_WEIGHT
     return scores
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from batchnb.cli import main
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.evaluation import evaluate
+from batchnb.evaluation.dataset import load_datasets
 from batchnb.extract import ExtractorRegistry, FunctionExtractor, Schema, register_extractor
 from batchnb.extract import registry as registry_module
 from tests.conftest import EVAL_DIR
@@ -183,3 +184,97 @@ def test_shared_eval_invoice2data_runs() -> None:
     summary = report.summary()
     assert list(summary["datasets"]) == ["invoice2data"]
     assert summary["micro_f1"] is not None and 0.0 <= summary["micro_f1"] <= 1.0
+
+
+def test_errors_show_expected_and_got_per_field_with_document_and_page(
+    eval_folder: Path,
+) -> None:
+    report = evaluate(eval_folder, extractor=FAKE)
+    found = {(e.document, e.field, e.item): e for e in report.errors}
+    number = found["b.txt", "invoice_number", None]
+    assert (number.kind, number.expected, number.got) == ("wrong", "INV-2", "INV-3")
+    # The fake extractor grounds nothing, so no value has a page.
+    assert number.page is None and number.as_row()["page"] == "no evidence"
+    assert found["b.txt", "date", None].kind == "missing"
+    assert found["c.png", "total", None].expected == 10  # a failed document misses everything
+    qty = found["a.txt", "items.qty", 1]  # Widget (labelled item 1) paired with Widgets
+    assert (qty.kind, qty.expected, qty.got) == ("wrong", 2, 3)
+    assert found["a.txt", "items.description", 3].kind == "spurious"  # "Extra", predicted 3rd
+    assert ("a.txt", "invoice_number", None) not in found  # "inv-1 " is right
+    # A few per field: wrong and missed values first, spurious item values last.
+    assert [(e.document, e.kind) for e in report.error_examples(1) if e.field == "total"] == [
+        ("c.png", "missing")
+    ]
+    picked = [(e.document, e.field) for e in report.error_examples(1)]
+    assert len(picked) == len(set(picked)) and ("b.txt", "invoice_number") in picked
+    assert len(report.error_examples(3)) == len(report.errors)
+
+
+def test_long_values_are_shortened() -> None:
+    from batchnb.evaluation.errors import shorten
+
+    assert shorten("12  Main\nStreet") == "12 Main Street"
+    assert shorten("x" * 100, width=10) == "x" * 9 + "…"
+    assert shorten({"amount": 9.5, "currency": "EUR"}) == "9.5 EUR"
+    assert shorten(None) == shorten("") == "(nothing)"
+
+
+def test_cli_errors_prints_examples_and_the_html_has_them(
+    eval_folder: Path, tmp_path: Path
+) -> None:
+    html_path = tmp_path / "report.html"
+    options = ["--extractor", FAKE, "--errors", "--examples", "2", "--html", str(html_path)]
+    result = CliRunner().invoke(main, ["eval", str(eval_folder), *options])
+    assert result.exit_code == 0, result.output
+    errors = result.stdout.split("Errors (up to 2 per field)", 1)[1]
+    row = next(line for line in errors.splitlines() if "INV-2" in line)
+    expected_row = ["demo", "invoice_number", "b.txt", "no", "evidence", "wrong", "INV-2", "INV-3"]
+    assert row.split() == expected_row
+    assert "items.qty" in errors
+    page = html_path.read_text(encoding="utf-8")
+    assert "<h2>Errors (up to 2 per field)</h2>" in page and "INV-3" in page
+    plain = CliRunner().invoke(main, ["eval", str(eval_folder), "--extractor", FAKE])
+    assert "Errors" not in plain.stdout
+    as_json = CliRunner().invoke(
+        main, ["eval", str(eval_folder), "--extractor", FAKE, "--errors", "--json"]
+    )
+    examples = json.loads(as_json.stdout)["errors"]
+    assert {"dataset": "demo", "document": "b.txt", "section": "header"} | {
+        "field": "invoice_number",
+        "kind": "wrong",
+        "expected": "INV-2",
+        "got": "INV-3",
+        "page": None,
+        "item": None,
+    } in examples
+
+
+def test_cli_part_must_be_k_of_n(eval_folder: Path) -> None:
+    result = CliRunner().invoke(main, ["eval", str(eval_folder), "--part", "3/2"])
+    assert result.exit_code == 2
+    assert "not K/N" in result.output
+
+
+@pytest.mark.skipif(not SHARED_EVAL.is_dir(), reason="shared/eval is not available")
+def test_shared_eval_errors_point_at_the_page_of_the_evidence() -> None:
+    report = evaluate(SHARED_EVAL, datasets=["zugferd-corpus"], limit=3)
+    truth = {
+        d.file_name: d.fields for ds in load_datasets(SHARED_EVAL, limit=3) for d in ds.documents
+    }
+    assert report.errors, "the offline extractor is not perfect on these three documents"
+    pages_seen = set()
+    for example in report.errors:
+        assert example.document in truth
+        if example.section == "header":
+            assert example.expected == truth[example.document][example.field]
+        if example.kind == "missing":
+            assert example.page is None
+        elif example.kind == "wrong":
+            assert isinstance(example.page, int) and example.page >= 1
+            pages_seen.add(example.page)
+    # The FeRD samples print line items on page 2 or later: item errors point there.
+    assert any(e.page and e.page > 1 for e in report.errors if e.section == "line_items"), (
+        pages_seen
+    )
+    text = report.to_text(examples=2)
+    assert "Errors (up to 2 per field)" in text and "zugferd__" in text

@@ -7,6 +7,7 @@ import pytest
 from batchnb.evaluation.scoring import (
     Counts,
     Kind,
+    Mismatch,
     fuzzy_equal,
     kind_of,
     match_items,
@@ -139,6 +140,37 @@ def test_unmatched_truth_items_are_fn_and_only_labelled_keys_scored() -> None:
     truth = [{"name": "A"}, {"name": "B"}]
     predicted = [{"name": "A", "qty": 4}]
     assert score_items(truth, predicted, ITEM_KINDS) == {"name": Counts(tp=1, fn=1)}
+
+
+def test_every_fp_and_fn_keeps_the_values_behind_it() -> None:
+    truth = {
+        "invoice_number": "7",
+        "total": 10,
+        "company": "Acme",
+        "lines": [{"name": "Widget", "qty": 2}, {"name": "Gadget", "qty": 1}],
+    }
+    predicted = {
+        "invoice_number": "7",
+        "total": {"amount": 12.0, "currency": "EUR"},
+        "lines": [{"name": "Widget", "qty": 3}, {"name": "Spurious", "qty": 9}],
+    }
+    found = {s.field: s.mismatches for s in score_document(truth, predicted, SCHEMA)}
+    assert found["invoice_number"] == ()
+    assert found["total"] == (Mismatch(10, {"amount": 12.0, "currency": "EUR"}),)
+    assert found["total"][0].kind == "wrong"
+    assert found["company"] == (Mismatch("Acme", None),)
+    assert found["company"][0].kind == "missing"
+    # Widget is paired with Widget (qty wrong); Gadget is missed; Spurious matched nothing.
+    assert found["lines.name"] == (Mismatch("Gadget", None, 2), Mismatch(None, "Spurious", 2))
+    assert found["lines.qty"] == (
+        Mismatch(2, 3, 1),
+        Mismatch(1, None, 2),
+        Mismatch(None, 9, 2),
+    )
+    assert [m.kind for m in found["lines.qty"]] == ["wrong", "missing", "spurious"]
+    # The counts agree with the mismatches: one FP or FN (or both) per mismatch.
+    scores = {s.field: s.counts for s in score_document(truth, predicted, SCHEMA)}
+    assert scores["lines.qty"] == Counts(fp=2, fn=2)
 
 
 def test_document_line_item_rows_are_named_after_the_array() -> None:

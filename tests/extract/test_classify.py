@@ -115,3 +115,30 @@ def test_fast_enough_for_every_document() -> None:
             classify(document)
         timings.append((time.perf_counter() - started) * 1000 / 10 / 5)
     assert min(timings) < 1.0
+
+
+def test_german_compounds_count_as_their_stem() -> None:
+    # "Handelsrechnung", "Rechnungssumme": German writes its terms as one word.
+    found = classify_text("Handelsrechnung Nr. 5\nRechnungssumme 100,00\nBestellung vom 01.03.")
+    assert found.type == "invoice"
+    assert classify_text("Handelsrechnung").scores == classify_text("Rechnung").scores
+
+
+def test_an_invoice_citing_its_order_is_not_a_purchase_order() -> None:
+    text = "Rechnung\nRechnung gemäß Bestellung vom 01.03.2018\nLieferant GmbH\nBestellung 77"
+    assert classify_text(text).type == "invoice"
+
+
+def test_a_till_receipt_titled_tax_invoice_is_a_receipt() -> None:
+    till = "SHOP SDN BHD\nTAX INVOICE\nInvoice No: 123\n2 x Tea 4.00\nTotal 8.00\n"
+    paid = till + "Cash 10.00\nChange 2.00\n12/03/2018 15:35\nThank you"
+    assert classify_text(paid).type == "receipt"
+    # Without the till's signs the same words are an invoice's.
+    billed = till + "Bill to: Acme Ltd\nDue date: 2018-04-01\nPayment terms: 30 days"
+    assert classify_text(billed).type == "invoice"
+
+
+def test_only_a_time_of_day_counts_as_a_sale_timestamp() -> None:
+    assert classify_text("Total 12:30").scores["receipt"] > 0
+    for not_a_time in ("Total 12.30", "Ref 123:45", "Version 1:2:3:4", "25:99"):
+        assert classify_text(not_a_time).scores["receipt"] == 0, not_a_time
