@@ -56,7 +56,8 @@ from batchnb.db.statuses import ItemStatus
 from batchnb.jobs.documents import ProcessDocument
 from batchnb.queue import items
 from batchnb.queue.messages import Message, Payload
-from batchnb.queue.runner import Checkpoint, Failure, QueueRuntime, run_message
+from batchnb.queue.runner import run_message
+from batchnb.queue.runtime import Checkpoint, Failure, QueueRuntime
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
 from batchnb.queue.worker import Worker

@@ -15,7 +15,7 @@ from batchnb.documents.storage import Storage
 from batchnb.extract import Extractor
 from batchnb.jobs.documents import DocumentJobHandler, ProcessDocument
 from batchnb.jobs.exports import ExportJobHandler, WriteExport
-from batchnb.queue.runner import JobHandler
+from batchnb.queue.runtime import JobHandler
 
 
 def job_handlers(

@@ -30,7 +30,7 @@ from batchnb.jobs.result_cache import cached_result, result_cache_key
 from batchnb.queue import items
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.messages import Message, Payload
-from batchnb.queue.runner import Checkpoint, Failure, JobHandler
+from batchnb.queue.runtime import Checkpoint, Failure, JobHandler
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from batchnb.jobs.export_records import (
 )
 from batchnb.queue.items import LeasedItem
 from batchnb.queue.messages import Payload
-from batchnb.queue.runner import Checkpoint, Failure, JobHandler
+from batchnb.queue.runtime import Checkpoint, Failure, JobHandler
 
 log = logging.getLogger(__name__)
 

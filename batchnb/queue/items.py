@@ -7,7 +7,6 @@ each function is one step of a transaction the caller commits.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from batchnb.db.models import ProcessingQueue, QueueItem, UTCDateTime, utcnow
+from batchnb.db.models import ProcessingQueue, QueueItem, UTCDateTime
 from batchnb.db.statuses import ItemStatus
 from batchnb.errors import CancelledError, LeaseLostError, QueueError
 from batchnb.queue.messages import Message, Payload
@@ -35,13 +34,6 @@ from batchnb.queue.messages import Message, Payload
 READY_STATUSES = (ItemStatus.PENDING.value, ItemStatus.RETRYING.value)
 
 P = TypeVar("P", bound=Payload)
-
-
-class LeaseRefusal(enum.Enum):
-    """Why :func:`lease_next` leased nothing although work may exist."""
-
-    AT_CONCURRENCY_LIMIT = "at_concurrency_limit"
-    QUEUE_INACTIVE = "queue_inactive"
 
 
 @dataclass(frozen=True)
@@ -90,7 +82,7 @@ def enqueue(
     if not payloads:
         return []
     item_ids = connection.scalars(
-        insert(_items).returning(_items.c.id, sort_by_parameter_order=True),
+        insert(items_table).returning(items_table.c.id, sort_by_parameter_order=True),
         [
             {
                 "queue_name": payload.queue,
@@ -113,7 +105,9 @@ def enqueue(
 
 def get_queue(connection: Connection, name: str) -> Row[Any]:
     """The queue's settings row."""
-    queue = connection.execute(select(_queues).where(_queues.c.name == name)).one_or_none()
+    queue = connection.execute(
+        select(queues_table).where(queues_table.c.name == name)
+    ).one_or_none()
     if queue is None:
         raise QueueError(f"unknown queue {name!r}; run `batchnb db upgrade` to create the defaults")
     return queue
@@ -122,85 +116,20 @@ def get_queue(connection: Connection, name: str) -> Row[Any]:
 # Written out literally (not as bound parameters) so that SQLite can match it with the
 # partial index ix_queue_items_ready and read the best item straight off that index.
 READY_CONDITION = text("queue_items.status IN ('pending', 'retrying')")
-_PROCESSING_CONDITION = text("queue_items.status = 'processing'")
+PROCESSING_CONDITION = text("queue_items.status = 'processing'")
 
 # The hot path (lease, finish, checkpoint) runs Core statements built once: building and
 # hashing a statement per call cost more than the database work itself.
-_items = cast(Table, QueueItem.__table__)
-_queues = cast(Table, ProcessingQueue.__table__)
+items_table = cast(Table, QueueItem.__table__)
+queues_table = cast(Table, ProcessingQueue.__table__)
 
-# The queue's settings and its live leases, read in one statement. Nothing is locked: on
-# PostgreSQL a worker frozen inside a lease (a VM pause, a long GC pause, a host gone) must not
-# stop the others, so leasers never wait on a shared row (see lease() for the limit).
-_QUEUE_AND_RUNNING = select(
-    _queues.c.active,
-    _queues.c.concurrency_limit,
-    _queues.c.max_attempts,
-    _queues.c.retry_delay_seconds,
-    _queues.c.retry_backoff,
-    select(func.count())
-    .select_from(_items)
-    .where(
-        _items.c.queue_name == _queues.c.name,
-        _PROCESSING_CONDITION,
-        _items.c.locked_until > bindparam("now", type_=UTCDateTime()),
-    )
-    .scalar_subquery()
-    .label("running"),
-).where(_queues.c.name == bindparam("queue"))
-_RUNNING_OTHERS = (
-    select(func.count())
-    .select_from(_items)
-    .where(
-        _items.c.queue_name == bindparam("queue"),
-        _PROCESSING_CONDITION,
-        _items.c.locked_until > bindparam("now", type_=UTCDateTime()),
-        _items.c.locked_by != bindparam("token"),
-    )
-)
-# PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent leasers each take a different item and
-# never wait for one another (or for a frozen one). SQLite compiles no FOR UPDATE: its write
-# lock already lets one leaser in at a time.
-_BEST_READY = (
-    select(_items.c.id)
-    .where(
-        _items.c.queue_name == bindparam("queue"),
-        READY_CONDITION,
-        _items.c.scheduled_at <= bindparam("now", type_=UTCDateTime()),
-    )
-    .order_by(_items.c.priority.desc(), _items.c.scheduled_at, _items.c.id)
-    .limit(bindparam("count"))
-    .with_for_update(skip_locked=True)
-)
-_LEASE = (
-    update(_items)
-    .where(_items.c.id.in_(_BEST_READY.scalar_subquery()), READY_CONDITION)
-    .values(
-        status=ItemStatus.PROCESSING.value,
-        locked_by=bindparam("token"),
-        locked_until=bindparam("until", type_=UTCDateTime()),
-        attempts=_items.c.attempts + 1,
-        started_at=bindparam("now", type_=UTCDateTime()),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-    )
-    .returning(
-        _items.c.id,
-        _items.c.job_type,
-        _items.c.payload,
-        _items.c.batch_id,
-        _items.c.owner,
-        _items.c.attempts,
-        _items.c.priority,
-        _items.c.scheduled_at,
-    )
-)
 _HELD = and_(
-    _items.c.id == bindparam("item_id"),
-    _items.c.locked_by == bindparam("token"),
-    _PROCESSING_CONDITION,
+    items_table.c.id == bindparam("item_id"),
+    items_table.c.locked_by == bindparam("token"),
+    PROCESSING_CONDITION,
 )
 _FINISH = (
-    update(_items)
+    update(items_table)
     .where(_HELD)
     .values(
         status=bindparam("new_status"),
@@ -211,85 +140,9 @@ _FINISH = (
         last_error=bindparam("error"),
     )
 )
-_LEASE_STATE = select(_items.c.status, _items.c.locked_by).where(
-    _items.c.id == bindparam("item_id")
+_LEASE_STATE = select(items_table.c.status, items_table.c.locked_by).where(
+    items_table.c.id == bindparam("item_id")
 )
-
-
-def lease(
-    connection: Connection,
-    queue_name: str,
-    token: str,
-    lease_seconds: float,
-    *,
-    count: int = 1,
-    now: datetime | None = None,
-) -> list[LeasedItem] | LeaseRefusal:
-    """Lease up to ``count`` of a queue's best ready items: highest priority, then oldest.
-
-    Returns the leased items (best first; empty when nothing is ready), or a
-    :class:`LeaseRefusal` when the queue is inactive or at its concurrency limit. ``count`` is
-    also capped by the free places under the limit.
-
-    Nothing is held across statements and no shared row is locked. On SQLite the write lock
-    admits one leaser at a time, so the limit read here is exact. On PostgreSQL concurrent
-    leasers may each see a free place; :func:`over_limit`, run after the commit, tells which
-    of them must give its item back.
-    """
-    now = now or utcnow()
-    queue = connection.execute(_QUEUE_AND_RUNNING, {"queue": queue_name, "now": now}).one_or_none()
-    if queue is None:
-        raise QueueError(f"unknown queue {queue_name!r}; run `batchnb db upgrade`")
-    if not queue.active:
-        return LeaseRefusal.QUEUE_INACTIVE
-    free = queue.concurrency_limit - (queue.running or 0)
-    if free <= 0:
-        return LeaseRefusal.AT_CONCURRENCY_LIMIT
-    found = connection.execute(
-        _LEASE,
-        {
-            "queue": queue_name,
-            "now": now,
-            "token": token,
-            "until": now + timedelta(seconds=lease_seconds),
-            "count": min(count, free),
-        },
-    ).all()
-    rows = sorted(found, key=lambda row: (-row.priority, row.scheduled_at, row.id))
-    return [
-        LeasedItem(
-            id=row.id,
-            queue_name=queue_name,
-            job_type=row.job_type,
-            payload=dict(row.payload),
-            batch_id=row.batch_id,
-            owner=row.owner,
-            attempts=row.attempts,
-            max_attempts=queue.max_attempts,
-            retry_delay_seconds=queue.retry_delay_seconds,
-            retry_backoff=queue.retry_backoff,
-            token=token,
-            concurrency_limit=queue.concurrency_limit,
-        )
-        for row in rows
-    ]
-
-
-def over_limit(connection: Connection, leased: Sequence[LeasedItem]) -> bool:
-    """Whether a committed lease took the queue past its limit (PostgreSQL only; else False).
-
-    Leasers that raced each saw a free place; once committed, each counts the live leases of
-    *others*. Whoever sees the limit already reached by others gives its items back, so the
-    limit holds without a lock. Two racers may both give back (both saw the other); the
-    items are then re-sent a moment later, which costs a second, never the limit.
-    """
-    if not leased or connection.dialect.name != "postgresql":
-        return False
-    first = leased[0]
-    others = connection.execute(
-        _RUNNING_OTHERS, {"queue": first.queue_name, "now": utcnow(), "token": first.token}
-    ).scalar()
-    return (others or 0) + len(leased) > first.concurrency_limit
 
 
 def _rowcount(connection: Connection, statement: Any) -> int:
@@ -447,9 +300,9 @@ def held_by_worker(connection: Connection, worker_id: str) -> list[Row[Any]]:
     """Items this worker still holds (used to release them when it stops)."""
     return list(
         connection.execute(
-            select(_items).where(
-                _items.c.locked_by.like(f"{worker_id}#%"),
-                _items.c.status == ItemStatus.PROCESSING.value,
+            select(items_table).where(
+                items_table.c.locked_by.like(f"{worker_id}#%"),
+                items_table.c.status == ItemStatus.PROCESSING.value,
             )
         ).all()
     )
@@ -459,9 +312,12 @@ def expired_leases(connection: Connection, now: datetime, limit: int = 1000) -> 
     """Items whose worker stopped extending its lease (crashed, killed, or hung)."""
     return list(
         connection.execute(
-            select(_items)
-            .where(_items.c.status == ItemStatus.PROCESSING.value, _items.c.locked_until < now)
-            .order_by(_items.c.id)
+            select(items_table)
+            .where(
+                items_table.c.status == ItemStatus.PROCESSING.value,
+                items_table.c.locked_until < now,
+            )
+            .order_by(items_table.c.id)
             .limit(limit)
         ).all()
     )

@@ -4,7 +4,7 @@ Every :func:`recovery_interval` seconds each worker tries to take the ``recovery
 lease row, see :mod:`batchnb.queue.locks`); the one that holds it runs a round:
 
 1. requeue items whose lease expired (their worker was killed or froze), or fail those out
-   of attempts (:func:`~batchnb.queue.runner.reclaim_expired`);
+   of attempts (:func:`~batchnb.queue.outcomes.reclaim_expired`);
 2. re-send messages for waiting items that have none (a worker killed between taking a
    message and leasing, or a Redis that lost its data), acting only on a deficit seen on two
    rounds in a row so that messages in flight are never answered with duplicates
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from batchnb.db.models import utcnow
 from batchnb.queue import items
 from batchnb.queue.locks import LeaseLock
-from batchnb.queue.runner import QueueRuntime, reclaim_expired
+from batchnb.queue.outcomes import reclaim_expired
+from batchnb.queue.runtime import QueueRuntime
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,15 @@ from sqlalchemy import Connection, update
 
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
+from batchnb.queue.outcomes import reclaim_expired, release_held
 from batchnb.queue.recovery import (
     RECOVERY_INTERVAL_SECONDS,
     RecoveryLoop,
     recovery_interval,
     redispatch_stranded,
 )
-from batchnb.queue.runner import (
-    Activity,
-    QueueRuntime,
-    reclaim_expired,
-    record_heartbeat,
-    release_held,
-)
+from batchnb.queue.runner import record_heartbeat
+from batchnb.queue.runtime import Activity, QueueRuntime
 from batchnb.queue.state import queue_state
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from batchnb.services import display
 
 if TYPE_CHECKING:
     from batchnb.extract import ExtractorPool
-    from batchnb.queue.runner import QueueRuntime
+    from batchnb.queue.runtime import QueueRuntime
 
 
 class Workspace:
@@ -94,7 +94,7 @@ class Workspace:
         """Database + Huey + job handlers; the Huey tasks are registered here."""
         from batchnb.jobs import job_handlers
         from batchnb.jobs.batch_status import close_settled_batches
-        from batchnb.queue.runner import QueueRuntime
+        from batchnb.queue.runtime import QueueRuntime
         from batchnb.queue.tasks import register_tasks
         from batchnb.queue.transport import create_huey
 

@@ -24,7 +24,7 @@ from batchnb.db.models import ProcessingQueue, utcnow
 from batchnb.errors import DocumentError
 from batchnb.queue import items
 from batchnb.queue.messages import Payload
-from batchnb.queue.runner import Checkpoint, Failure, QueueRuntime
+from batchnb.queue.runtime import Checkpoint, Failure, QueueRuntime
 from batchnb.queue.tasks import register_tasks
 from batchnb.queue.transport import create_huey
 from batchnb.queue.worker import Worker

@@ -13,15 +13,15 @@ from sqlalchemy import func, select
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.db.models import AuditEvent, utcnow
-from batchnb.queue import items, runner
-from batchnb.queue.runner import LEASE_TARGET_SECONDS, MAX_LEASE_COUNT, LeaseSizer
+from batchnb.queue import items, leasing, runner
+from batchnb.queue.runtime import LEASE_TARGET_SECONDS, MAX_LEASE_COUNT, LeaseSizer
 
 from .conftest import QUEUE, QueueHarness, make_harness
 
 
 def _lease(h: QueueHarness, count: int) -> list[items.LeasedItem]:
     with h.db.begin() as connection:
-        leased = items.lease(connection, QUEUE, h.runtime.new_token(), 60, count=count)
+        leased = leasing.lease(connection, QUEUE, h.runtime.new_token(), 60, count=count)
         assert isinstance(leased, list)
         h.handler.started(connection, leased)
     return leased
@@ -70,7 +70,7 @@ def test_a_group_with_a_cancelled_item_completes_the_others(harness: QueueHarnes
     assert [item.id for item in leased] == ids
     with harness.db.begin() as connection:
         items.cancel_items(connection, [ids[1]], now=utcnow())
-    runner._run_leased(harness.runtime, leased)
+    runner.run_leased(harness.runtime, leased)
     assert [harness.item(i).status for i in ids] == ["completed", "cancelled", "completed"]
     assert [_done(harness, i) for i in ids] == [1, 0, 1]
     assert harness.item(ids[1]).locked_by is None
@@ -81,7 +81,7 @@ def test_a_slow_item_gives_the_rest_of_its_group_back(harness: QueueHarness) -> 
     first = harness.add({"sleep": 3 * LEASE_TARGET_SECONDS}, send=False)
     rest = [harness.add(send=False) for _ in range(2)]
     leased = _lease(harness, 3)
-    runner._run_leased(harness.runtime, leased)
+    runner.run_leased(harness.runtime, leased)
     assert harness.item(first).status == "completed"
     for item_id in rest:
         row = harness.item(item_id)
@@ -134,7 +134,7 @@ def test_an_outcome_write_waits_out_a_locked_database(
     release = threading.Timer(1.5, blocker.rollback)  # held far past the 200 ms busy timeout
     release.start()
     try:
-        runner._run_leased(h.runtime, leased)
+        runner.run_leased(h.runtime, leased)
     finally:
         release.join()
         blocker.close()

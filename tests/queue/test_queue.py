@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from batchnb.db.models import AuditEvent, QueueItem, utcnow
-from batchnb.queue import items
+from batchnb.queue import items, leasing
+from batchnb.queue.outcomes import reclaim_expired
 from batchnb.queue.recovery import redispatch_stranded
-from batchnb.queue.runner import reclaim_expired
 
 from .conftest import QueueHarness, make_harness
 
@@ -134,7 +134,7 @@ def test_concurrency_limit(harness: QueueHarness) -> None:
 def test_expired_lease_is_reclaimed_and_processed_once(harness: QueueHarness) -> None:
     item_id = harness.add(send=False)
     with harness.db.begin() as session:
-        leases = items.lease(session, "batch_processing", "dead-worker#1", 60)
+        leases = leasing.lease(session, "batch_processing", "dead-worker#1", 60)
         assert isinstance(leases, list) and len(leases) == 1
         leased = leases[0]
         session.execute(
@@ -157,7 +157,7 @@ def test_reaper_fails_an_item_that_always_kills_its_worker(harness: QueueHarness
     harness.configure_queue(max_attempts=1)
     item_id = harness.add(send=False)
     with harness.db.begin() as session:
-        items.lease(session, "batch_processing", "dead-worker#2", 60)
+        leasing.lease(session, "batch_processing", "dead-worker#2", 60)
         session.execute(
             update(QueueItem)
             .where(QueueItem.id == item_id)

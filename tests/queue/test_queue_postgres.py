@@ -11,7 +11,7 @@ from batchnb import start_worker, submit
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.db.models import ExtractedData, utcnow
-from batchnb.queue import items
+from batchnb.queue import items, leasing
 from batchnb.queue.messages import Message
 from batchnb.services.workspace import Workspace
 
@@ -50,14 +50,14 @@ def test_an_open_lease_transaction_does_not_block_other_leasers(postgres_url: st
     ids = [h.add(send=False) for _ in range(3)]
     try:
         with db.begin() as frozen:
-            held = items.lease(frozen, "batch_processing", "frozen#1", 60)
+            held = leasing.lease(frozen, "batch_processing", "frozen#1", 60)
             assert isinstance(held, list) and [i.id for i in held] == [ids[0]]
             with db.begin() as other:
-                taken = items.lease(other, "batch_processing", "other#1", 60, count=5)
+                taken = leasing.lease(other, "batch_processing", "other#1", 60, count=5)
             assert isinstance(taken, list) and [i.id for i in taken] == ids[1:]
             frozen.rollback()
         with db.begin() as later:
-            again = items.lease(later, "batch_processing", "later#1", 60)
+            again = leasing.lease(later, "batch_processing", "later#1", 60)
         assert isinstance(again, list) and [i.id for i in again] == [ids[0]]
     finally:
         db.dispose()
@@ -74,16 +74,16 @@ def test_a_racing_lease_over_the_limit_is_given_back(postgres_url: str) -> None:
         h.add(send=False)
     try:
         with db.begin() as first, db.begin() as second:
-            a = items.lease(first, "batch_processing", "a#1", 60)
-            b = items.lease(second, "batch_processing", "b#1", 60)
+            a = leasing.lease(first, "batch_processing", "a#1", 60)
+            b = leasing.lease(second, "batch_processing", "b#1", 60)
             assert isinstance(a, list) and isinstance(b, list) and len(a) == len(b) == 1
         with db.connect() as connection:
-            verdicts = [items.over_limit(connection, a), items.over_limit(connection, b)]
+            verdicts = [leasing.over_limit(connection, a), leasing.over_limit(connection, b)]
         assert verdicts == [True, True]  # both see the other: both give back, none runs twice
         with db.begin() as first:
             items.release(first, a[0], utcnow())
         with db.connect() as connection:
-            assert items.over_limit(connection, b) is False
+            assert leasing.over_limit(connection, b) is False
     finally:
         db.dispose()
 
@@ -103,7 +103,7 @@ def test_documents_of_a_batch_finish_while_another_lease_of_it_is_open(
     batch = submit(files, "invoice number, total", workspace=ws)
     handler = ws.runtime.handlers["process_document"]
     with ws.db.begin() as frozen:
-        held = items.lease(frozen, "batch_processing", "frozen#1", 120)
+        held = leasing.lease(frozen, "batch_processing", "frozen#1", 120)
         assert isinstance(held, list) and len(held) == 1
         handler.started(frozen, held)
         worker = start_worker(ws, threads=2, periodic=False)
