@@ -14,13 +14,15 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from batchnb.extract.base import JSONValue
 
 DateOrder = Literal["dmy", "mdy"]
+DateOrderSource = DateOrder | Callable[[], DateOrder | None] | None
+"""A date order, or a function giving it when a date first needs it (see :func:`find_dates`)."""
 
 MONTHS: dict[str, int] = {
     name: number
@@ -95,13 +97,16 @@ class ValueMatch:
 
 
 _YEAR = r"(?P<y>\d{4}|\d{2})"
-_ISO_DATE = re.compile(r"(?<![\d.])(?P<y>\d{4})([-/.])(?P<m>\d{1,2})\2(?P<d>\d{1,2})(?![\d])")
+# The date patterns open with a digit and check the character before it right after it
+# ("\d(?<![\d.]\d)" is "(?<![\d.])\d"): a pattern opening with a look-behind is tried at every
+# position of the text, one opening with a digit only where there is a digit.
+_ISO_DATE = re.compile(r"(?P<y>\d(?<![\d.]\d)\d{3})([-/.])(?P<m>\d{1,2})\2(?P<d>\d{1,2})(?![\d])")
 _NUMERIC_DATE = re.compile(
-    r"(?<![\d./-])(?P<a>\d{1,2})(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)" + _YEAR + r"(?![\d])"
+    r"(?P<a>\d(?<![\d./-]\d)\d?)(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)" + _YEAR + r"(?![\d])"
 )
 _MONTH_NAME = r"(?P<mon>[^\W\d_]{3,9})"
 _DAY_MONTH_DATE = re.compile(
-    r"(?<![\w])(?P<d>\d{1,2})(?:st|nd|rd|th|er)?[ \t\u00a0.\-/]*"
+    r"(?P<d>\d(?<!\w\d)\d?)(?:st|nd|rd|th|er)?[ \t\u00a0.\-/]*"
     + _MONTH_NAME
     + r"\.?[ \t\u00a0.\-/,]*"
     + _YEAR
@@ -135,17 +140,21 @@ _TEXT_END = re.compile(
 )
 
 
-def find_dates(text: str, order: DateOrder | None = None) -> list[ValueMatch]:
+def find_dates(text: str, order: DateOrderSource = None) -> list[ValueMatch]:
     """Every date in ``text``, in order: ISO, numeric (d/m/y or m/d/y), and with month names.
 
     ``order`` settles numeric dates like 03/04/2024 where both readings are valid; without it
     they are read day-first with a lower quality. A dotted date (15.03.2024) is always day-first.
+    ``order`` may be a function: it is called only when such a date is met, so a caller need
+    not work out a whole document's order (:func:`date_order_hint`) for text without one.
     """
     found: list[ValueMatch] = []
     for match in _ISO_DATE.finditer(text):
         _add_date(found, match, int(match["y"]), int(match["m"]), int(match["d"]))
     for match in _NUMERIC_DATE.finditer(text):
         a, b, year = int(match["a"]), int(match["b"]), _full_year(match["y"])
+        if callable(order) and a <= 12 and b <= 12 and a != b and match["sep"] != ".":
+            order = order()
         if a > 12 or (b <= 12 and (a == b or match["sep"] == "." or order != "mdy")):
             quality = 1.0 if a > 12 or a == b or match["sep"] == "." or order else 0.8
             _add_date(found, match, year, b, a, quality)
@@ -226,12 +235,15 @@ def find_numbers(text: str) -> list[ValueMatch]:
 
 def find_currencies(text: str) -> list[ValueMatch]:
     """Every currency symbol or ISO code in ``text``, as ISO codes ("$" → "USD")."""
-    found = []
+    return list(iter_currencies(text))
+
+
+def iter_currencies(text: str) -> Iterator[ValueMatch]:
+    """:func:`find_currencies` one at a time: who wants the first one reads no further."""
     for match in _CURRENCY.finditer(text):
         code = _currency(match)
         if code is not None:
-            found.append(ValueMatch(code, match.start(), match.end()))
-    return found
+            yield ValueMatch(code, match.start(), match.end())
 
 
 def find_boolean(text: str) -> ValueMatch | None:
@@ -269,7 +281,7 @@ def find_text(text: str) -> ValueMatch | None:
     return ValueMatch(value, start, start + len(value))
 
 
-def parse_date(text: str, order: DateOrder | None = None) -> str | None:
+def parse_date(text: str, order: DateOrderSource = None) -> str | None:
     """The first date in ``text`` as ISO ``YYYY-MM-DD``, or ``None``."""
     found = find_dates(text, order)
     return str(found[0].value) if found else None

@@ -17,26 +17,24 @@ It is registered through the ``batchnb.extractors`` entry point like any plugin.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.documents.text import PDF_TABLES_VERSION
 from batchnb.extract.base import ExtractedValue, ExtractionResult
 from batchnb.extract.offline.labels import (
     DAY_FIRST_LANGUAGES,
-    MONEY_CONCEPTS,
     Concept,
     LabelVariant,
-    concept_for,
     document_language,
-    label_variants,
     neighbour_words,
 )
 from batchnb.extract.offline.layout import Line, PageLines, line_value
 from batchnb.extract.offline.parties import issuer_line, party_below
+from batchnb.extract.offline.plan import FieldPlan, KeywordPresence, ValueKind, plan_for
 from batchnb.extract.offline.receipts import (
     looks_like_receipt,
     receipt_address,
@@ -44,10 +42,11 @@ from batchnb.extract.offline.receipts import (
     receipt_total,
 )
 from batchnb.extract.registry import RegisterExtractor
-from batchnb.extract.schema import Field, Schema
+from batchnb.extract.schema import Schema
 from batchnb.extract.tables import items_from_tables
 from batchnb.extract.values import (
     DateOrder,
+    DateOrderSource,
     ValueMatch,
     best_money,
     date_order_hint,
@@ -58,12 +57,9 @@ from batchnb.extract.values import (
     find_money,
     find_numbers,
     find_text,
+    iter_currencies,
 )
 from batchnb.extract.words import words_of
-
-ValueKind = Literal[
-    "date", "money", "amount", "number", "boolean", "identifier", "text", "currency"
-]
 
 GAP_FACTOR = 0.85
 """The value is on the label's line but not right after it ("TOTAL DUE ON 3 May $4.11")."""
@@ -75,7 +71,6 @@ RECEIPT_CONFIDENCE = 0.7
 """A till receipt's layout (name on top, "TOTAL" at the bottom) gave the value."""
 MAX_BLOCK_LINES = 3
 """Lines an address may span."""
-PARTY_CONCEPTS = frozenset({"company", "customer"})
 
 _SAME_LINE_SEPARATOR = re.compile(r"\**[ \t]*(?:[:=\t|]|-[ \t]| {2,})")
 _NEXT_LABEL = re.compile(r"\s[A-Z][\w.#°/]*(?: [\w.#°/]+){0,2} ?:(?:\s|$)")
@@ -85,7 +80,7 @@ _NOT_A_NAME = frozenset(
     | {"quantity", "qty", "price", "amount", "item", "items"}
 )
 _SEPARATOR_CHARS = " \t:=-#.|*"
-_IDENTIFIER_TAILS = frozenset({"number", "no", "nr", "#", "id"})
+_WORD = re.compile(r"\S+")
 _NOT_AN_ADDRESS = re.compile(r"@|https?:|www\.|\b(?:tel|phone|fax|invoice|receipt)\b", re.I)
 
 
@@ -117,28 +112,62 @@ class OfflineExtractor:
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
         """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
+        plan = plan_for(schema)
         texts = _text_layers(document)
         pages = [
             PageLines.of(page.number, text)
             for page, text in zip(document.pages, texts, strict=True)
         ]
-        order = date_order_hint("\f".join(texts))
-        receipt = looks_like_receipt("\f".join(texts))
-        if order is None and (
-            receipt or document_language("\f".join(texts)) in DAY_FIRST_LANGUAGES
-        ):
-            order = "dmy"  # the receipts these readers know (Malaysia, Europe) are day-first
+        signals = _Signals("\f".join(texts))
+        # A label whose first word the document lacks cannot match: those are never searched.
+        lower = "\f".join(page.lower for page in pages)
+        present = plan.keywords_in(lower)
+        # A label's other words must be in the text too, where its lowercase matches the
+        # patterns' case-insensitive reading letter for letter (see PageLines.lines_with).
+        contains = None
+        if len(lower) == sum(len(text) + 1 for text in texts) - 1 and "\u0131" not in lower:
+            contains = functools.lru_cache(maxsize=None)(lower.__contains__)
         values: dict[str, ExtractedValue | None] = {}
         notes: list[str] = []
-        for field in schema.fields:
+        for field_plan in plan.fields:
+            field = field_plan.field
             if field.type == "array":
                 values[field.name] = items_from_tables(field, document.pages)
                 if values[field.name] is None:
                     notes.append(f"no table with columns for {field.name!r} was found")
                 continue
-            found = _receipt_field(field, pages) if receipt else None
-            values[field.name] = found or _find_field(field, pages, order)
+            found = None
+            if field_plan.receipt_reader and signals.receipt:
+                found = _receipt_field(field_plan, pages)
+            # Only dates are read with the date order, and only an ambiguous one (03/04/2024)
+            # asks for it: most documents never need it worked out.
+            order = signals.date_order if field_plan.kind == "date" else None
+            values[field.name] = found or _find_field(field_plan, pages, order, present, contains)
         return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
+
+
+class _Signals:
+    """Document-wide hints, each worked out on first use: a document without an ambiguous
+    numeric date never needs the date order, and a schema without a shop name, address or
+    total never asks whether the document is a receipt."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @functools.cached_property
+    def receipt(self) -> bool:
+        return looks_like_receipt(self.text)
+
+    @functools.cached_property
+    def order(self) -> DateOrder | None:
+        order = date_order_hint(self.text)
+        if order is None and (self.receipt or document_language(self.text) in DAY_FIRST_LANGUAGES):
+            order = "dmy"  # the receipts these readers know (Malaysia, Europe) are day-first
+        return order
+
+    def date_order(self) -> DateOrder | None:
+        """:attr:`order`, as a function for :func:`~batchnb.extract.values.find_dates`."""
+        return self.order
 
 
 def register(register_extractor: RegisterExtractor) -> None:
@@ -160,30 +189,11 @@ def _text_layers(document: ParsedDocument) -> list[str]:
     ]
 
 
-def value_kind(field: Field, concept: Concept | None) -> ValueKind:
-    """How a field's value is read: its type, refined by what the field stands for."""
-    if field.type == "date":
-        return "date"
-    if field.type == "money":
-        return "money"
-    if field.type == "boolean":
-        return "boolean"
-    if field.type == "number":
-        return "amount" if concept is not None and concept.name in MONEY_CONCEPTS else "number"
-    if concept is not None and concept.name == "currency":
-        return "currency"
-    tail = (words_of(field.label) or [field.name])[-1]
-    if (concept is not None and concept.identifier) or tail in _IDENTIFIER_TAILS:
-        return "identifier"
-    return "text"
-
-
-def _receipt_field(field: Field, pages: list[PageLines]) -> ExtractedValue | None:
+def _receipt_field(plan: FieldPlan, pages: list[PageLines]) -> ExtractedValue | None:
     """The shop's name, address or total read from a till receipt's layout (first page)."""
-    concept = concept_for(field)
+    concept, kind = plan.concept, plan.kind
     if concept is None or not pages:
         return None
-    kind = value_kind(field, concept)
     page = pages[0]
     found: ValueMatch | None = None
     if concept.name == "company" and kind == "text":
@@ -199,15 +209,43 @@ def _receipt_field(field: Field, pages: list[PageLines]) -> ExtractedValue | Non
 
 
 def _find_field(
-    field: Field, pages: list[PageLines], order: DateOrder | None
+    plan: FieldPlan,
+    pages: list[PageLines],
+    order: DateOrderSource,
+    present: KeywordPresence,
+    contains: Callable[[str], bool] | None = None,
 ) -> ExtractedValue | None:
-    concept = concept_for(field)
-    kind = value_kind(field, concept)
-    candidates = [
-        candidate
-        for variant in label_variants(field)
-        for candidate in _labelled(variant, concept, kind, pages, order)
-    ]
+    """The best labelled value of a field, else its layout fallback.
+
+    Only the variants whose first word is ``present`` in the document, and whose other words
+    it ``contains`` (when given), are searched.
+
+    The search stops early, without changing the result. A label's occurrences are read in
+    the order the field picks from (first or last), and the first strong value ends that
+    label's search: its other occurrences rank no higher and come after it in that order. The
+    variants come most specific first, so once a strong value was found, variants of a lower
+    (tier, specificity) can only give lower-ranked candidates and are not searched, and those
+    of the same rank are searched only up to that value: past it they would lose the tie.
+    """
+    concept, kind = plan.concept, plan.kind
+    backward = concept is not None and concept.pick == "last"
+    candidates: list[_Candidate] = []
+    strongest: tuple[int, int] | None = None
+    bound: tuple[int, int] | None = None
+    for variant in plan.variants:
+        if strongest is not None and variant.order < strongest:
+            break
+        if not present[variant.keyword] or (
+            contains is not None and not all(map(contains, variant.other_words))
+        ):
+            continue
+        for candidate in _labelled(variant, plan, pages, order, backward, bound):
+            candidates.append(candidate)
+            if candidate.strong:
+                # Variants come in falling order: after the first strong value, every variant
+                # searched has its order, and a strong value found is nearer the pick's end.
+                strongest, bound = variant.order, candidate.position
+                break
     if candidates:
         best_key = max(c.rank for c in candidates)
         best = sorted(
@@ -220,24 +258,42 @@ def _find_field(
 
 def _labelled(
     variant: LabelVariant,
-    concept: Concept | None,
-    kind: ValueKind,
+    plan: FieldPlan,
     pages: list[PageLines],
-    order: DateOrder | None,
+    order: DateOrderSource,
+    backward: bool = False,
+    bound: tuple[int, int] | None = None,
 ) -> Iterator[_Candidate]:
-    """Values introduced by one label variant, wherever the label occurs.
+    """Values introduced by one label variant, wherever the label occurs, in page order (or
+    from the end of the document with ``backward``), up to the position ``bound`` (page,
+    offset; excluded going forward, included going backward: a later variant's value at the
+    same place loses a tie for the first and wins it for the last).
 
-    A seller or buyer label alone on its line heads a section: the name is read from the
-    section's lines (see :func:`batchnb.extract.offline.parties.party_below`).
+    Only the lines holding the label's first word are matched (see
+    :meth:`PageLines.lines_with`). A seller or buyer label alone on its line heads a section:
+    the name is read from the section's lines (see
+    :func:`batchnb.extract.offline.parties.party_below`).
     """
-    party = concept is not None and concept.name in PARTY_CONCEPTS and kind == "text"
-    for page in pages:
-        if variant.keyword not in page.lower:
+    concept, kind, party = plan.concept, plan.kind, plan.party
+    for page in reversed(pages) if backward else pages:
+        if bound is not None and (page.number < bound[0] if backward else page.number > bound[0]):
             continue
-        for index, line in enumerate(page.lines):
-            if variant.keyword not in line.folded.lower():
-                continue
-            for match in variant.pattern.finditer(line.folded):
+        indexes = page.lines_with(variant.keyword, word_start=not variant.compound)
+        for index in reversed(indexes) if backward else indexes:
+            line = page.line(index)
+            if bound is not None and (
+                (page.number, line.start + len(line.text)) < bound
+                if backward
+                else (page.number, line.start) >= bound
+            ):
+                break
+            matches: Iterable[re.Match[str]] = variant.pattern.finditer(line.folded)
+            if backward:
+                matches = reversed(list(matches))
+            for match in matches:
+                position = (line.page, line.start + match.start())
+                if bound is not None and (position < bound if backward else position >= bound):
+                    break
                 if concept is not None and _disqualified(concept, line.folded, match):
                     continue
                 if party and _heading(line.text):
@@ -254,7 +310,7 @@ def _labelled(
                     found=_grounded(page, value, variant.confidence * factor),
                     strong=value.quality >= 0.8,
                     specificity=variant.specificity,
-                    position=(line.page, line.start + match.start()),
+                    position=position,
                     tier=variant.tier,
                 )
 
@@ -271,11 +327,11 @@ def _disqualified(concept: Concept, line: str, match: re.Match[str]) -> bool:
 
 
 def _value_after(
-    page: PageLines, index: int, label_end: int, kind: ValueKind, order: DateOrder | None
+    page: PageLines, index: int, label_end: int, kind: ValueKind, order: DateOrderSource
 ) -> tuple[ValueMatch, float] | None:
     """The value after a label, in page offsets: on the rest of its line, else on the next
     non-blank line. The float is the position factor of the confidence."""
-    line = page.lines[index]
+    line = page.line(index)
     region = line.text[label_end:]
     cut = _NEXT_LABEL.search(region, _first_word_end(region))
     if cut is not None:
@@ -288,19 +344,19 @@ def _value_after(
             return None
         gap = region[: value.start].strip(_SEPARATOR_CHARS)
         return _shifted(value, line.start + label_end), GAP_FACTOR if gap else 1.0
-    if index + 1 >= len(page.lines):
+    if index + 1 >= page.line_count:
         return None
-    below = page.lines[index + 1]
+    below = page.line(index + 1)
     value = _read(kind, below.text, order, anchored=True)
     return (_shifted(value, below.start), NEXT_LINE_FACTOR) if value is not None else None
 
 
 def _first_word_end(region: str) -> int:
-    match = re.search(r"\S+", region)
+    match = _WORD.search(region)
     return match.end() if match else 0
 
 
-def _read(kind: ValueKind, text: str, order: DateOrder | None, anchored: bool) -> ValueMatch | None:
+def _read(kind: ValueKind, text: str, order: DateOrderSource, anchored: bool) -> ValueMatch | None:
     """Read a value of ``kind`` from ``text``; ``anchored``: it must open the text."""
     matches: list[ValueMatch]
     if kind == "date":
@@ -345,7 +401,7 @@ def _grounded(page: PageLines, value: ValueMatch, confidence: float) -> Extracte
 
 
 def _fallback(
-    concept: Concept | None, kind: ValueKind, pages: list[PageLines], order: DateOrder | None
+    concept: Concept | None, kind: ValueKind, pages: list[PageLines], order: DateOrderSource
 ) -> ExtractedValue | None:
     """A layout heuristic, for the few fields where one is reliable enough to be worth showing."""
     if concept is None or not pages:
@@ -355,7 +411,7 @@ def _fallback(
     if concept.name == "date" and kind == "date":
         page, found = _first_match(pages, lambda text: find_dates(text, order))
     elif concept.name == "currency" and kind == "currency":
-        page, found = _first_match(pages, find_currencies)
+        page, found = _first_match(pages, iter_currencies)
     elif concept.name in ("total", "amount_due") and kind in ("money", "amount"):
         page, found = _largest_amount(pages, as_float=kind == "amount")
     elif concept.name == "company" and kind == "text":
@@ -370,12 +426,13 @@ def _fallback(
 
 
 def _first_match(
-    pages: list[PageLines], finder: Callable[[str], list[ValueMatch]]
+    pages: list[PageLines], finder: Callable[[str], Iterable[ValueMatch]]
 ) -> tuple[PageLines, ValueMatch | None]:
+    """The first value ``finder`` reads on any page; a lazy finder stops at the first."""
     for page in pages:
-        matches = finder(page.text)
-        if matches:
-            return page, matches[0]
+        first = next(iter(finder(page.text)), None)
+        if first is not None:
+            return page, first
     return pages[0], None
 
 
@@ -418,8 +475,9 @@ def _extend_block(page: PageLines, first: ValueMatch) -> ValueMatch:
     Only a value that runs to the end of its line continues below. The value joins the lines
     with ", "; the span covers them all, line breaks included.
     """
-    index = max(i for i, line in enumerate(page.lines) if line.start <= first.start)
-    if page.text[first.end : page.lines[index].start + len(page.lines[index].text)].strip():
+    index = page.line_index(first.start)
+    line = page.line(index)
+    if page.text[first.end : line.start + len(line.text)].strip():
         return first
     parts, end = [str(first.value)], first.end
     for line in page.lines[index + 1 : index + MAX_BLOCK_LINES]:

@@ -9,6 +9,7 @@ with the confidence a match on it deserves.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -223,11 +224,21 @@ class LabelVariant:
     """Folded lowercase first word: text without it cannot match (a cheap test before the regex)."""
     tier: int = 1
     """1 for the field's own labels, 0 for those of its concept's fallback: any own label wins."""
+    specificity: int = dataclasses.field(init=False)
+    """More words = more specific: "grand total" beats "total"."""
+    compound: bool = dataclasses.field(init=False)
+    """The label may end a compound word (``*rechnung nr``): it may start mid-word."""
+    order: tuple[int, int] = dataclasses.field(init=False)
+    """(tier, specificity): a value found with a higher one outranks it, whatever it finds."""
+    other_words: tuple[str, ...] = dataclasses.field(init=False)
+    """The label's words after the first: text without one of them cannot match either."""
 
-    @property
-    def specificity(self) -> int:
-        """More words = more specific: "grand total" beats "total"."""
-        return len(self.text.split())
+    def __post_init__(self) -> None:
+        # Worked out once: the label search asks for these for every variant of every document.
+        object.__setattr__(self, "specificity", len(self.text.split()))
+        object.__setattr__(self, "compound", self.text.startswith("*"))
+        object.__setattr__(self, "order", (self.tier, self.specificity))
+        object.__setattr__(self, "other_words", tuple(self.text.split()[1:]))
 
 
 def concept_for(field: Field) -> Concept | None:
@@ -349,12 +360,31 @@ def document_language(text: str) -> str | None:
 
     Two hits are needed, so one borrowed word ("Total HT" on an English page) does not count.
     """
-    words = re.findall(r"[a-z]+", fold(text[:20000]).lower())
+    lower = fold(text[:20000]).lower()
     hits = {
-        lang: sum(word in markers for word in words) for lang, markers in _LANGUAGE_WORDS.items()
+        lang: sum(_word_count(lower, marker) for marker in markers if marker in lower)
+        for lang, markers in _LANGUAGE_WORDS.items()
     }
     language, count = max(hits.items(), key=lambda item: item[1])
     return language if count >= 2 else None
+
+
+def _word_count(text: str, word: str) -> int:
+    """How often ``word`` (ASCII letters) is a whole word of ``text``'s runs of ``a-z``.
+
+    The same count as among ``re.findall("[a-z]+", text)``, without splitting a whole page
+    into words to look for a few.
+    """
+    count = 0
+    position = text.find(word)
+    while position >= 0:
+        end = position + len(word)
+        if (position == 0 or not "a" <= text[position - 1] <= "z") and (
+            end == len(text) or not "a" <= text[end] <= "z"
+        ):
+            count += 1
+        position = text.find(word, position + 1)
+    return count
 
 
 def neighbour_words(line: str, start: int, end: int) -> tuple[str, str]:
@@ -362,6 +392,10 @@ def neighbour_words(line: str, start: int, end: int) -> tuple[str, str]:
 
     Give it the :func:`fold`-ed line so accented words compare with the concepts' word lists.
     """
-    before = re.findall(r"[A-Za-z0-9]+", line[:start])
-    after = re.search(r"[A-Za-z0-9%]+", line[end:])
+    before = _WORD.findall(line, 0, start)
+    after = _NEXT_WORD.search(line, end)
     return (before[-1].lower() if before else "", after.group().lower() if after else "")
+
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_NEXT_WORD = re.compile(r"[A-Za-z0-9%]+")

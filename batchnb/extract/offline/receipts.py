@@ -22,9 +22,14 @@ ADDRESS_LINES = 5
 LABEL_START = 12
 """A total's label opens its line ("GST included in total RM 1.19" is not the total)."""
 
-_RECEIPT_WORDS = re.compile(
-    r"\b(?:cash|change|rounding|gst|receipt|sdn|bhd|tunai|baki|cashier|qty)\b", re.I
-)
+_RECEIPT_WORD_LIST = (
+    "cash", "change", "rounding", "gst", "receipt", "sdn", "bhd", "tunai", "baki", "cashier", "qty"
+)  # fmt: skip
+_RECEIPT_WORDS = re.compile(r"\b(?:" + "|".join(_RECEIPT_WORD_LIST) + r")\b", re.I)
+_RECEIPT_WORDS_NEEDED = 3
+# Non-ASCII letters that case-insensitive patterns match as ASCII ones (the long s, U+017F, as
+# "s"): text holding one is not judged by its lowercase substrings.
+_CASELESS_ASCII_LOOKALIKES = ("\u0130", "\u0131", "\u017f", "\u212a")
 _SHOP_FORM = re.compile(
     r"(?<![\w.])(?:S(?:DN|ON|IN)\.?\s?BHD|BHD|S/B|ENTERPRISES?|TRADING|RESTAURANT|RESTORAN"
     r"|HARDWARE|\(M\)|MART|STATIONERY|BAKERIES|HOLDINGS)(?![\w])\.?",
@@ -54,8 +59,17 @@ _OCR_AMOUNT = re.compile(r"(?<![\d.,])(?P<int>\d{1,6})\s?[.,]\s?(?P<dec>\d{2})(?
 
 
 def looks_like_receipt(text: str) -> bool:
-    """A till receipt: at least three receipt words ("CASH", "CHANGE", "GST", "SDN BHD"...)."""
-    return len({word.lower() for word in _RECEIPT_WORDS.findall(text)}) >= 3
+    """A till receipt: at least three receipt words ("CASH", "CHANGE", "GST", "SDN BHD"...).
+
+    Most documents are not receipts and lack three of the words even as substrings of their
+    lowercase text, which is much quicker to ask than the word pattern.
+    """
+    if not any(char in text for char in _CASELESS_ASCII_LOOKALIKES):
+        lower = text.lower()
+        if sum(word in lower for word in _RECEIPT_WORD_LIST) < _RECEIPT_WORDS_NEEDED:
+            return False
+    found = {word.lower() for word in _RECEIPT_WORDS.findall(text)}
+    return len(found) >= _RECEIPT_WORDS_NEEDED
 
 
 def receipt_company(page: PageLines) -> tuple[ValueMatch, int] | None:
