@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.orm import aliased
 
 from batchnb.db.engine import is_transient_database_error
 from batchnb.db.models import QueueItem, UTCDateTime, utcnow
@@ -45,18 +46,22 @@ INACTIVE_RETRY_SECONDS = 30.0
 OUTCOME_FLUSH_SECONDS = 0.2
 """Longest a success waits to be written together with the next ones of its lease."""
 
+_DUE = aliased(QueueItem)
+# The hinted item, and whether its queue has any item due: one read, no write lock.
 _HINTED_ITEM = select(
-    QueueItem.queue_name, QueueItem.status, QueueItem.priority, QueueItem.scheduled_at
-).where(QueueItem.id == bindparam("item_id"))
-_ANY_DUE = (
-    select(QueueItem.id)
+    QueueItem.queue_name,
+    QueueItem.status,
+    QueueItem.priority,
+    QueueItem.scheduled_at,
+    select(_DUE.id)
     .where(
-        QueueItem.queue_name == bindparam("queue"),
-        items.READY_CONDITION,
-        QueueItem.scheduled_at <= bindparam("now", type_=UTCDateTime()),
+        _DUE.queue_name == QueueItem.queue_name,
+        text("queue_items_1.status IN ('pending', 'retrying')"),
+        _DUE.scheduled_at <= bindparam("now", type_=UTCDateTime()),
     )
-    .limit(1)
-)
+    .exists()
+    .label("any_due"),
+).where(QueueItem.id == bindparam("item_id"))
 
 
 def run_message(runtime: QueueRuntime, item_id: int) -> None:
@@ -80,18 +85,18 @@ def run_message(runtime: QueueRuntime, item_id: int) -> None:
 
 def _lease_for(runtime: QueueRuntime, item_id: int) -> list[items.LeasedItem]:
     """Lease what a message for ``item_id`` entitles to: the queue's best ready items."""
+    now = utcnow()
     with runtime.db.connect() as connection:
-        hinted = connection.execute(_HINTED_ITEM, {"item_id": item_id}).one_or_none()
-        if hinted is None:
-            return []
-        now = utcnow()
-        # Read first, without the write lock: most messages of quick items find their item
-        # already leased by a thread that took several at once.
-        if connection.execute(_ANY_DUE, {"queue": hinted.queue_name, "now": now}).first() is None:
-            if hinted.status in items.READY_STATUSES and hinted.scheduled_at > now:
-                # The message came before its item is due (a retry's backoff): wait for it.
-                runtime.dispatch([Message(item_id, hinted.priority, hinted.scheduled_at)])
-            return []
+        hinted = connection.execute(_HINTED_ITEM, {"item_id": item_id, "now": now}).one_or_none()
+    if hinted is None:
+        return []
+    # Read first, without the write lock: most messages of quick items find their item
+    # already leased by a thread that took several at once.
+    if not hinted.any_due:
+        if hinted.status in items.READY_STATUSES and hinted.scheduled_at > now:
+            # The message came before its item is due (a retry's backoff): wait for it.
+            runtime.dispatch([Message(item_id, hinted.priority, hinted.scheduled_at)])
+        return []
     resend: Message | None = None
     with runtime.db.begin() as connection:
         leased = leasing.lease(
