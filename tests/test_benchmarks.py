@@ -85,6 +85,8 @@ SMOKES = [
             re.compile(r"^sqlite +\| list page \(filter\+search\+sort, page 2\) +\|", re.M),
             re.compile(r"^sqlite +\| analytics summary, whole history +\|", re.M),
             "plan of: SELECT",
+            "version check alone",
+            "plan of the version check",
         ),
         postgres=(re.compile(r"^postgresql \| analytics summary, whole history +\|", re.M),),
     ),
@@ -106,6 +108,19 @@ SMOKES = [
     Smoke(
         "scaling.py",
         ("x 1 process (baseline)", "pdf", "ocr", "openai", "PostgreSQL + Redis skipped"),
+    ),
+    Smoke(
+        "faults.py",
+        (
+            "load average at start",
+            "== sqlite",
+            "baseline, no faults",
+            "| SIGKILL |",
+            "| SIGSTOP |",
+            "| message loss |",
+            "longest stall",
+        ),
+        postgres=("== postgres+redis", "FLUSHDB"),
     ),
     Smoke(
         "upload.py",

@@ -95,6 +95,13 @@ class Settings:
         "Reuse the stored result of the same bytes, parser, schema and extractor version; "
         "false (or --no-cache) extracts again, e.g. while developing an extractor.",
     )
+    ocr_engine: str = setting(
+        "auto",
+        "OCR for images and scanned PDF pages: tesseract; rapidocr (pip install "
+        "'batchnb[rapidocr]': more accurate on receipts, several times slower); fallback: "
+        "Tesseract, rapidocr again for pages lacking an amount or read with low confidence; "
+        "auto: rapidocr when installed, else tesseract.",
+    )
     user: str = setting("", "Acting user. Default: JUPYTERHUB_USER when set, else the OS user.")
     docs_url: str = setting(
         "",

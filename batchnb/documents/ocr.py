@@ -9,12 +9,12 @@ Tesseract settings: ``OMP_THREAD_LIMIT=1`` (measured, a page takes 2-3 s instead
 when Tesseract's threads fight each other; run one worker per core instead), page segmentation
 ``--psm 3`` with a fallback to ``--psm 6`` (uniform block, better on borderless tables) when
 ``--psm 3`` finds few words or no numbers. ``benchmarks/ocr_engines.py`` measures the choice on
-receipts.
+receipts. rapidocr (:mod:`~batchnb.documents.ocr_rapid`, ``batchnb[rapidocr]``) is the other
+engine; :mod:`~batchnb.documents.ocr_policy` chooses between them (``BATCHNB_OCR_ENGINE``).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
@@ -206,22 +206,18 @@ def _page_from_data(data: dict[str, list[Any]]) -> OcrPage:
     return OcrPage("".join(parts), tuple(words))
 
 
-@functools.cache
-def default_engine() -> OcrEngine:
-    """The engine documents are read with (created once; raises if tesseract is missing)."""
-    return TesseractEngine()
-
-
 def parser_version(engine: OcrEngine) -> str:
     """The ``parser`` stored with a result read by ``engine``, e.g. ``ocr-1+tesseract-5.3.0``."""
     return f"{OCR_PARSER_VERSION}+{engine.name}-{engine.version}"
 
 
-def parse_image(data: bytes, kind: str, engine: OcrEngine | None = None) -> ParsedDocument:
-    """OCR an image file of ``kind`` (``png``, ``jpeg`` or ``tiff``): one page per frame."""
+def parse_image(data: bytes, kind: str, engine: OcrEngine) -> ParsedDocument:
+    """OCR an image file of ``kind`` (``png``, ``jpeg`` or ``tiff``): one page per frame.
+
+    ``engine`` is usually :func:`batchnb.documents.ocr_policy.default_engine`.
+    """
     label = _LABELS[kind]
     frames = list(iter_images(data, kind))
-    engine = engine or default_engine()
     pages = []
     for number, image in enumerate(frames, start=1):
         result = engine.recognize(image)

@@ -194,10 +194,10 @@ def _ocr_pdf_pages(
     A PDF that has text elsewhere keeps its empty pages when OCR is not installed (``None``),
     as before OCR existed; a PDF with no text at all needs OCR, and says what to install.
     """
-    from batchnb.documents import ocr
+    from batchnb.documents import ocr, ocr_policy
 
     try:
-        engine = ocr.default_engine()
+        engine = ocr_policy.default_engine()
     except MissingDependencyError as exc:
         if not all_empty:
             return None
@@ -281,22 +281,24 @@ def _parse_csv(data: bytes) -> ParsedDocument:
     return parse_csv(data)
 
 
-def _parse_png(data: bytes) -> ParsedDocument:
+def _parse_image(data: bytes, kind: str) -> ParsedDocument:
+    # OCR is chosen by BATCHNB_OCR_ENGINE (batchnb.documents.ocr_policy).
     from batchnb.documents.ocr import parse_image
+    from batchnb.documents.ocr_policy import default_engine
 
-    return parse_image(data, "png")
+    return parse_image(data, kind, default_engine())
+
+
+def _parse_png(data: bytes) -> ParsedDocument:
+    return _parse_image(data, "png")
 
 
 def _parse_jpeg(data: bytes) -> ParsedDocument:
-    from batchnb.documents.ocr import parse_image
-
-    return parse_image(data, "jpeg")
+    return _parse_image(data, "jpeg")
 
 
 def _parse_tiff(data: bytes) -> ParsedDocument:
-    from batchnb.documents.ocr import parse_image
-
-    return parse_image(data, "tiff")
+    return _parse_image(data, "tiff")
 
 
 def _parse_markdown(data: bytes) -> ParsedDocument:

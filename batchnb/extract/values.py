@@ -6,7 +6,9 @@ page. The ``parse_*`` functions are the one-value conveniences built on them.
 
 Conventions: dates become ISO ``YYYY-MM-DD``; money becomes ``{"amount": float, "currency":
 ISO code or None}``; in amounts, the last ``.`` or ``,`` followed by one or two digits is the
-decimal mark and a separator followed by exactly three digits groups thousands.
+decimal mark and a separator followed by exactly three digits groups thousands. Four to six
+digits after the last separator cannot be a thousands group: they are decimals too, as unit
+prices print them ("9,9000", "0.4375").
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ _MONTH_DAY_DATE = re.compile(
 
 _AMOUNT = re.compile(
     r"(?<![\w.,/])(?P<sign>[-\u2212])?"
-    r"(?:(?P<grouped>\d{1,3}(?:[,.'\u2019\u00a0\u202f]\d{3})+)(?P<gdec>[.,]\d{1,2})?"
-    r"|(?<![\d%] )(?P<spaced>\d{1,3}(?: \d{3})+)(?P<sdec>[.,]\d{1,2})"
-    r"|(?P<plain>\d+)(?P<pdec>[.,]\d{1,2})?)"
+    r"(?:(?P<grouped>\d{1,3}(?:[,.'\u2019\u00a0\u202f]\d{3})+)(?P<gdec>[.,](?:\d{1,2}|\d{4,6}))?"
+    r"|(?<![\d%] )(?P<spaced>\d{1,3}(?: \d{3})+)(?P<sdec>[.,](?:\d{1,2}|\d{4,6}))"
+    r"|(?P<plain>\d+)(?P<pdec>[.,](?:\d{1,2}|\d{4,6}))?)"
     r"(?![\d])"
 )
 _CURRENCY_BEFORE = re.compile(
@@ -175,10 +177,14 @@ def date_order_hint(text: str) -> DateOrder | None:
     """Whether the numeric dates of a document are day-first or month-first, if it shows.
 
     Counts the dates that can only be read one way (15/03/2024 vs 03/15/2024); a document that
-    writes one unambiguous date month-first probably writes all its dates that way.
+    writes one unambiguous date month-first probably writes all its dates that way. Dotted
+    dates do not count: :func:`find_dates` reads them day-first whatever the order, and a
+    dotted number that is no date ("2.13.12", a code or a price) must not tip it.
     """
     dmy = mdy = 0
     for match in _NUMERIC_DATE.finditer(text):
+        if match["sep"] == ".":
+            continue
         a, b = int(match["a"]), int(match["b"])
         dmy += a > 12 >= b
         mdy += b > 12 >= a

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 
 from batchnb.db.models import Document, ExtractedData, ExtractionJob
+from batchnb.documents.ocr_policy import cache_tag
 from batchnb.documents.text import PARSER_VERSION
 from batchnb.extract import Extractor
 
@@ -52,7 +53,8 @@ def result_cache_key(
     canonical = json.dumps(
         {
             "content": content_hash,
-            "parser": PARSER_VERSION.get(kind, kind),
+            # Images and scans: which OCR engine(s) read them (BATCHNB_OCR_ENGINE).
+            "parser": PARSER_VERSION.get(kind, kind) + cache_tag(kind),
             "route": route,
             "extractor": [extractor.name, extractor.version],
         },

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from batchnb.documents import ocr, parse_document
+from batchnb.documents import ocr, ocr_policy, parse_document
 from batchnb.documents.parsed import ParsedDocument
 from batchnb.errors import DocumentError, MissingDependencyError
 from tests.conftest import EVAL_DIR
@@ -27,6 +27,12 @@ needs_tesseract = pytest.mark.skipif(
 EVAL = EVAL_DIR
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 LINES = ("Invoice Number: INV-0042", "Total: 123.45 EUR")
+
+
+@pytest.fixture(autouse=True)
+def _tesseract_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about Tesseract: no rapidocr fallback (tests/documents/test_ocr_rapid.py)."""
+    monkeypatch.setenv("BATCHNB_OCR_ENGINE", "tesseract")
 
 
 def _invoice_image(lines: tuple[str, ...] = LINES) -> Image.Image:
@@ -116,7 +122,7 @@ def test_pdf_with_a_text_layer_skips_ocr(
     def no_engine() -> None:
         raise AssertionError("OCR must not run on a PDF with a text layer")
 
-    monkeypatch.setattr(ocr, "default_engine", no_engine)
+    monkeypatch.setattr(ocr_policy, "default_engine", no_engine)
     parsed = parse_document(make_pdf("Total: 12.00"), "pdf")
     assert parsed.parser == "pypdfium2-1"
     assert parsed.pages[0].words == ()
@@ -134,7 +140,10 @@ def test_scanned_pdf_page_cap(image_only_pdf: bytes, monkeypatch: pytest.MonkeyP
 def test_missing_tesseract_says_what_to_install(
     png_bytes: bytes, image_only_pdf: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ocr.default_engine.cache_clear()
+    from batchnb.documents.ocr_policy import engine_for
+
+    engine_for.cache_clear()
+    monkeypatch.setenv("BATCHNB_OCR_ENGINE", "tesseract")
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     try:
         with pytest.raises(MissingDependencyError, match="apt-get install tesseract-ocr"):
@@ -144,7 +153,7 @@ def test_missing_tesseract_says_what_to_install(
         assert "no text layer" in str(caught.value)
         assert "needs the tesseract program" in str(caught.value)
     finally:
-        ocr.default_engine.cache_clear()
+        engine_for.cache_clear()
 
 
 def _png_header(width: int, height: int) -> bytes:

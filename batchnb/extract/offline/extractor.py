@@ -10,7 +10,9 @@ buyer label heading a section is followed by the party's name (see
 :mod:`batchnb.extract.offline.parties`). A few fields fall back to a layout heuristic when no
 label is printed: the first date, the largest amount with a currency, the issuer's name and the
 address below the first line. Array fields are read from the page's tables (see
-:mod:`batchnb.extract.tables`). Every value points at the exact span it was read from.
+:mod:`batchnb.extract.tables`). Net, tax and gross amounts that do not add up are corrected
+with the amount the document prints where the arithmetic points (see
+:mod:`batchnb.extract.offline.totals`). Every value points at the exact span it was read from.
 
 It is registered through the ``batchnb.extractors`` entry point like any plugin.
 """
@@ -41,6 +43,7 @@ from batchnb.extract.offline.receipts import (
     receipt_company,
     receipt_total,
 )
+from batchnb.extract.offline.totals import reconcile_totals
 from batchnb.extract.registry import RegisterExtractor
 from batchnb.extract.schema import Schema
 from batchnb.extract.tables import items_from_tables
@@ -106,8 +109,9 @@ class OfflineExtractor:
     name = "offline"
     # 2: tables' header rows found whatever the parser marked, an unnamed description column
     # found by its words, HTML tables, bank statements' dates and balances (results cached
-    # under version 1 would keep their missing rows).
-    version = "2"
+    # under version 1 would keep their missing rows). 3: net + tax = gross reconciled with
+    # an amount the document prints, unit prices with four decimals ("9,9000") read whole.
+    version = "3"
     needs = "nothing (no network, no API key)"
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
@@ -143,6 +147,7 @@ class OfflineExtractor:
             # asks for it: most documents never need it worked out.
             order = signals.date_order if field_plan.kind == "date" else None
             values[field.name] = found or _find_field(field_plan, pages, order, present, contains)
+        reconcile_totals(plan.fields, values, pages)
         return ExtractionResult(values=values, extractor=self.name, notes=tuple(notes))
 
 

@@ -22,6 +22,7 @@ from batchnb.extract.offline.labels import document_language, label_variants
 from batchnb.extract.offline.layout import PageLines
 from batchnb.extract.offline.plan import plan_for
 from batchnb.extract.offline.receipts import looks_like_receipt
+from batchnb.extract.offline.totals import reconcile_totals
 from batchnb.extract.templates import builtin_templates
 from batchnb.extract.values import find_dates
 from batchnb.extract.words import fold
@@ -64,7 +65,8 @@ def _reference(document: ParsedDocument, prompt: str) -> dict[str, ExtractedValu
     ]
     signals = offline._Signals("\f".join(texts))
     values: dict[str, ExtractedValue | None] = {}
-    for plan in plan_for(schema_from_prompt(prompt)).fields:
+    plans = plan_for(schema_from_prompt(prompt)).fields
+    for plan in plans:
         if plan.field.type == "array":
             continue
         found = None
@@ -84,6 +86,8 @@ def _reference(document: ParsedDocument, prompt: str) -> dict[str, ExtractedValu
         elif found is None:
             found = offline._fallback(plan.concept, plan.kind, pages, order)
         values[plan.field.name] = found
+    # The totals cross-check runs on the search's results, early stop or not.
+    reconcile_totals(plans, values, pages)
     return values
 
 
