@@ -309,7 +309,12 @@ def held_by_worker(connection: Connection, worker_id: str) -> list[Row[Any]]:
 
 
 def expired_leases(connection: Connection, now: datetime, limit: int = 1000) -> list[Row[Any]]:
-    """Items whose worker stopped extending its lease (crashed, killed, or hung)."""
+    """Items whose worker stopped extending its lease (crashed, killed, or hung).
+
+    On PostgreSQL rows another session has locked are skipped (``SKIP LOCKED``): a worker
+    frozen inside a transaction on them keeps them until the server ends its session
+    (``idle_in_transaction_session_timeout``), and the others are reclaimed meanwhile.
+    """
     return list(
         connection.execute(
             select(items_table)
@@ -319,6 +324,7 @@ def expired_leases(connection: Connection, now: datetime, limit: int = 1000) -> 
             )
             .order_by(items_table.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
     )
 

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from batchnb.db.engine import is_transient_database_error
 from batchnb.db.models import utcnow
 from batchnb.queue import items
 from batchnb.queue.locks import LeaseLock
@@ -156,9 +157,13 @@ class RecoveryLoop:
         while not self._stop.wait(self.interval):
             try:
                 self.run_round()
-            except Exception:
-                # A failed round (the database restarting, a lock timeout) is retried next time.
-                log.exception("recovery round failed")
+            except Exception as exc:
+                # A failed round is retried next time; a busy or restarting database is
+                # expected now and then and needs no traceback.
+                if not is_transient_database_error(exc):
+                    log.exception("recovery round failed")
+                else:
+                    log.warning("recovery round skipped, database busy or unreachable: %s", exc)
 
     def run_round(self) -> RecoveryRound | None:
         """Run one round if this worker gets the lock; None when another worker holds it."""

@@ -9,6 +9,7 @@ in transactions that only commit while the lease is still held.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -44,6 +45,9 @@ BLOCKED_RETRY_SECONDS = 1.0
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 INACTIVE_RETRY_SECONDS = 30.0
 OUTCOME_FLUSH_SECONDS = 0.2
+"""Longest a success waits to be written together with the next ones of its lease."""
+GROUP_LATE_SECONDS = 2 * LEASE_TARGET_SECONDS
+"""A group of items leased together that runs longer than this gives the rest back."""
 """Longest a success waits to be written together with the next ones of its lease."""
 
 _DUE = aliased(QueueItem)
@@ -134,32 +138,75 @@ def _lease_for(runtime: QueueRuntime, item_id: int) -> list[items.LeasedItem]:
 def run_leased(runtime: QueueRuntime, leased: Sequence[items.LeasedItem]) -> None:
     """Run leased items one after the other; write their successes in groups.
 
-    Successes wait at most :data:`OUTCOME_FLUSH_SECONDS` to be written together. Items not
-    started yet go back to the queue when the worker stops or when the group turns out slower
-    than its size assumed (one long document must not hold quick ones back).
+    Successes wait at most :data:`OUTCOME_FLUSH_SECONDS` to be written together. Once the
+    group has run for :data:`GROUP_LATE_SECONDS`, a timer writes the successes so far and
+    gives the items not started yet back to the queue, while the current item still runs: one
+    long document never holds back quick ones, nor their results. Items not started also go
+    back when the worker stops.
     """
-    done: list[tuple[items.LeasedItem, Any]] = []
-    first_done = 0.0
-    began = time.monotonic()
-    for index, item in enumerate(leased):
-        late = time.monotonic() - began > 2 * LEASE_TARGET_SECONDS
-        if index and (runtime.stop_event.is_set() or late):
-            write_successes(runtime, done)
-            reason = "released by a stopping worker" if not late else "left for other workers"
-            for rest in leased[index:]:
-                release(runtime, runtime.handler(rest.job_type), rest, reason=reason)
-            return
-        started = time.monotonic()
-        ok, output = _run_one(runtime, item)
-        runtime.lease_sizer.record(item.queue_name, time.monotonic() - started)
-        if ok:
-            if not done:
-                first_done = time.monotonic()
-            done.append((item, output))
-        if done and time.monotonic() - first_done >= OUTCOME_FLUSH_SECONDS:
-            write_successes(runtime, done)
-            done = []
-    write_successes(runtime, done)
+    group = _Group(runtime, leased)
+    timer = None
+    if len(leased) > 1:
+        timer = threading.Timer(GROUP_LATE_SECONDS, group.cut, ("left for other workers",))
+        timer.daemon = True
+        timer.start()
+    try:
+        while (item := group.take()) is not None:
+            started = time.monotonic()
+            ok, output = _run_one(runtime, item)
+            runtime.lease_sizer.record(item.queue_name, time.monotonic() - started)
+            if ok:
+                group.succeeded(item, output)
+            if runtime.stop_event.is_set():
+                group.cut("released by a stopping worker")
+    finally:
+        if timer is not None:
+            timer.cancel()
+            timer.join()  # a cut under way finishes first
+        group.flush()
+
+
+class _Group:
+    """One lease's items: those not started yet, and successes not written yet.
+
+    The running thread takes items and adds successes; :meth:`cut` (that thread's, or the
+    group timer's) writes the successes and gives back the items not started. A lock keeps
+    every item either run or given back, and every success written once.
+    """
+
+    def __init__(self, runtime: QueueRuntime, leased: Sequence[items.LeasedItem]) -> None:
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._waiting = list(leased)
+        self._done: list[tuple[items.LeasedItem, Any]] = []
+        self._first_done = 0.0
+
+    def take(self) -> items.LeasedItem | None:
+        with self._lock:
+            return self._waiting.pop(0) if self._waiting else None
+
+    def succeeded(self, item: items.LeasedItem, output: Any) -> None:
+        with self._lock:
+            if not self._done:
+                self._first_done = time.monotonic()
+            self._done.append((item, output))
+            due = time.monotonic() - self._first_done >= OUTCOME_FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the successes so far (in one transaction per job type's tables)."""
+        with self._lock:
+            done, self._done = self._done, []
+        write_successes(self.runtime, done)
+
+    def cut(self, reason: str) -> None:
+        """Write the successes so far and give back the items not started."""
+        with self._lock:
+            rest, self._waiting = self._waiting, []
+        self.flush()
+        for item in rest:
+            release(self.runtime, self.runtime.handler(item.job_type), item, reason=reason)
 
 
 def _run_one(runtime: QueueRuntime, item: items.LeasedItem) -> tuple[bool, Any]:

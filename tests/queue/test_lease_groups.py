@@ -90,6 +90,29 @@ def test_a_slow_item_gives_the_rest_of_its_group_back(harness: QueueHarness) -> 
     assert harness.runtime.huey.pending_count() == 2
 
 
+def test_a_slow_item_holds_back_neither_the_results_before_it_nor_the_items_after(
+    harness: QueueHarness,
+) -> None:
+    """While a group's slow item still runs, its timer writes the quick item done before it
+    and gives back the one after it, which another thread then completes."""
+    before = harness.add(send=False)
+    slow = harness.add({"sleep": 10 * runner.GROUP_LATE_SECONDS}, send=False)
+    after = harness.add(send=False)
+    leased = _lease(harness, 3)
+    thread = threading.Thread(target=runner.run_leased, args=(harness.runtime, leased))
+    thread.start()
+    try:
+        harness.start_worker(threads=1)
+        harness.wait_final([before, after])
+        assert harness.item(slow).status == "processing"  # still running
+        # The given-back item's first try was not counted: its attempt is the other thread's.
+        assert harness.item(after).attempts == 1
+    finally:
+        thread.join()
+    assert harness.item(slow).status == "completed"
+    assert [_done(harness, i) for i in (before, slow, after)] == [1, 1, 1]
+
+
 @pytest.fixture
 def busy_harness(tmp_path: Path) -> Iterator[QueueHarness]:
     db = Database(f"sqlite:///{tmp_path / 'batchnb.db'}", sqlite_busy_timeout_ms=200)

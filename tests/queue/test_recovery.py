@@ -75,6 +75,9 @@ def backend_env(
                 f"{request.getfixturevalue('redis_url')}"
                 f"?huey_name=batchnb-recovery-{uuid.uuid4().hex[:8]}"
             ),
+            # A worker frozen inside a transaction keeps its rows locked until the server
+            # ends its session: make that as short as the lease.
+            BATCHNB_DB_IDLE_IN_TRANSACTION_SECONDS=str(LEASE_SECONDS),
         )
     return env
 
