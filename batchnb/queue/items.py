@@ -296,6 +296,21 @@ def extend_leases(
     return result
 
 
+def expire_leases_of(connection: Connection, worker_id: str, now: datetime) -> int:
+    """End every lease of a worker known to be dead now, so the next reclaim requeues them."""
+    return _rowcount(
+        connection,
+        update(QueueItem)
+        .where(
+            QueueItem.locked_by.like(f"{worker_id}#%"),
+            QueueItem.status == ItemStatus.PROCESSING.value,
+            QueueItem.locked_until >= now,
+        )
+        .values(locked_until=now - timedelta(microseconds=1))
+        .execution_options(synchronize_session=False),
+    )
+
+
 def held_by_worker(connection: Connection, worker_id: str) -> list[Row[Any]]:
     """Items this worker still holds (used to release them when it stops)."""
     return list(

@@ -36,13 +36,16 @@ class LeaseRefusal(enum.Enum):
 # The queue's settings and its live leases, read in one statement. Nothing is locked: on
 # PostgreSQL a worker frozen inside a lease (a VM pause, a long GC pause, a host gone) must not
 # stop the others, so leasers never wait on a shared row (see lease() for the limit).
+# A lease is one thread's: it runs its items one at a time, so the limit counts leases (their
+# tokens), not items; a group of quick items takes one place, and a dead worker holds no more
+# places than it had threads until its leases expire.
 _QUEUE_AND_RUNNING = select(
     queues_table.c.active,
     queues_table.c.concurrency_limit,
     queues_table.c.max_attempts,
     queues_table.c.retry_delay_seconds,
     queues_table.c.retry_backoff,
-    select(func.count())
+    select(func.count(items_table.c.locked_by.distinct()))
     .select_from(items_table)
     .where(
         items_table.c.queue_name == queues_table.c.name,
@@ -53,7 +56,7 @@ _QUEUE_AND_RUNNING = select(
     .label("running"),
 ).where(queues_table.c.name == bindparam("queue"))
 _RUNNING_OTHERS = (
-    select(func.count())
+    select(func.count(items_table.c.locked_by.distinct()))
     .select_from(items_table)
     .where(
         items_table.c.queue_name == bindparam("queue"),
@@ -112,13 +115,14 @@ def lease(
     """Lease up to ``count`` of a queue's best ready items: highest priority, then oldest.
 
     Returns the leased items (best first; empty when nothing is ready), or a
-    :class:`LeaseRefusal` when the queue is inactive or at its concurrency limit. ``count`` is
-    also capped by the free places under the limit.
+    :class:`LeaseRefusal` when the queue is inactive or at its concurrency limit: as many
+    leases as the limit are live. The items of one lease run one after the other, so the
+    lease takes one place however many items it holds.
 
     Nothing is held across statements and no shared row is locked. On SQLite the write lock
     admits one leaser at a time, so the limit read here is exact. On PostgreSQL concurrent
     leasers may each see a free place; :func:`over_limit`, run after the commit, tells which
-    of them must give its item back.
+    of them must give its items back.
     """
     now = now or utcnow()
     queue = connection.execute(_QUEUE_AND_RUNNING, {"queue": queue_name, "now": now}).one_or_none()
@@ -136,7 +140,7 @@ def lease(
             "now": now,
             "token": token,
             "until": now + timedelta(seconds=lease_seconds),
-            "count": min(count, free),
+            "count": count,
         },
     ).all()
     rows = sorted(found, key=lambda row: (-row.priority, row.scheduled_at, row.id))
@@ -173,4 +177,4 @@ def over_limit(connection: Connection, leased: Sequence[LeasedItem]) -> bool:
     others = connection.execute(
         _RUNNING_OTHERS, {"queue": first.queue_name, "now": utcnow(), "token": first.token}
     ).scalar()
-    return (others or 0) + len(leased) > first.concurrency_limit
+    return (others or 0) + 1 > first.concurrency_limit

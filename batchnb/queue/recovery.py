@@ -3,8 +3,10 @@
 Every :func:`recovery_interval` seconds each worker tries to take the ``recovery`` lock (a
 lease row, see :mod:`batchnb.queue.locks`); the one that holds it runs a round:
 
-1. requeue items whose lease expired (their worker was killed or froze), or fail those out
-   of attempts (:func:`~batchnb.queue.outcomes.reclaim_expired`);
+1. end at once the leases of workers on this machine whose process is gone (killed, crashed:
+   :func:`expire_dead_local_workers`), then requeue items whose lease expired (their worker
+   was killed or froze), or fail those out of attempts
+   (:func:`~batchnb.queue.outcomes.reclaim_expired`);
 2. re-send messages for waiting items that have none (a worker killed between taking a
    message and leasing, or a Redis that lost its data), acting only on a deficit seen on two
    rounds in a row so that messages in flight are never answered with duplicates
@@ -20,11 +22,17 @@ that freezes loses it :data:`LOCK_INTERVALS` intervals after its last claim.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select, update
 
 from batchnb.db.engine import is_transient_database_error
+from batchnb.db.models import Worker as WorkerRow
 from batchnb.db.models import utcnow
 from batchnb.queue import items
 from batchnb.queue.locks import LeaseLock
@@ -92,10 +100,57 @@ def redispatch_stranded(runtime: QueueRuntime, limit: int | None = None) -> int:
     return len(stranded)
 
 
+def expire_dead_local_workers(runtime: QueueRuntime, heartbeat_seconds: float) -> list[str]:
+    """End the leases of workers on this machine whose process no longer exists.
+
+    A killed worker's leases would otherwise hold its items, and its places under the queue's
+    concurrency limit, until they expire (``lease_seconds``, a minute by default). A worker
+    counts as dead only when both its heartbeat is two intervals late and no process has its
+    pid here, so a live worker in another pid namespace under the same host name (containers
+    given one ``hostname``) keeps its leases. Returns the ids of the workers found dead.
+    """
+    now = utcnow()
+    late = now - timedelta(seconds=2 * heartbeat_seconds)
+    with runtime.db.connect() as connection:
+        candidates = connection.execute(
+            select(WorkerRow.id, WorkerRow.pid).where(
+                WorkerRow.hostname == socket.gethostname(),
+                WorkerRow.stopped_at.is_(None),
+                WorkerRow.last_seen < late,
+            )
+        ).all()
+    dead = [row for row in candidates if not _process_exists(row.pid)]
+    for worker in dead:
+        with runtime.db.begin() as connection:
+            ended = items.expire_leases_of(connection, worker.id, now)
+            connection.execute(
+                update(WorkerRow).where(WorkerRow.id == worker.id).values(stopped_at=now)
+            )
+        log.warning(
+            "worker %s is gone (no process %s here): its %s items go back",
+            worker.id,
+            worker.pid,
+            ended,
+        )
+    return [worker.id for worker in dead]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 @dataclass
 class RecoveryRound:
-    """What one round did: items requeued and failed, messages re-sent, repairs per sweep."""
+    """What one round did: dead workers found, items requeued and failed, messages re-sent,
+    repairs per sweep."""
 
+    dead_workers: list[str] = field(default_factory=list)
     requeued: int = 0
     failed: int = 0
     resent: int = 0
@@ -113,11 +168,14 @@ class RecoveryLoop:
         The worker's queue runtime; its ``worker_id`` is the lock holder's name.
     interval:
         Seconds between tries (see :func:`recovery_interval`).
+    heartbeat_seconds:
+        The workers' heartbeat interval, for :func:`expire_dead_local_workers`.
     """
 
-    def __init__(self, runtime: QueueRuntime, interval: float) -> None:
+    def __init__(self, runtime: QueueRuntime, interval: float, heartbeat_seconds: float) -> None:
         self.runtime = runtime
         self.interval = interval
+        self.heartbeat_seconds = heartbeat_seconds
         self.lock = LeaseLock(
             runtime.db, RECOVERY_LOCK, runtime.worker_id, interval * LOCK_INTERVALS
         )
@@ -181,6 +239,7 @@ class RecoveryLoop:
             self._missing_before = 0
             return None
         done = RecoveryRound()
+        done.dead_workers = expire_dead_local_workers(self.runtime, self.heartbeat_seconds)
         done.requeued, done.failed = reclaim_expired(self.runtime)
         if not self._still_held(done):
             return done

@@ -96,7 +96,9 @@ class Worker:
         self._heartbeat_stop = threading.Event()
         self._signalled = threading.Event()
         self.recovery = RecoveryLoop(
-            runtime, recovery_interval(runtime.lease_seconds, recovery_seconds)
+            runtime,
+            recovery_interval(runtime.lease_seconds, recovery_seconds),
+            self.heartbeat_seconds,
         )
 
     def __repr__(self) -> str:

@@ -185,14 +185,14 @@ def test_sqlite_lock_held_past_the_busy_timeout_costs_no_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process holds SQLite's write lock ten times longer than the workers' busy
-    timeout, three times, while two workers process a batch. Leases last 120 s and the
-    workers run no periodic reaper, so the batch can only finish in time if a lock timeout
-    neither loses a message nor strands an item: every document completes once, on its first
-    attempt."""
-    env = slow_worker_env(tmp_path, monkeypatch, lease_seconds=120, slow_seconds=0.05)
+    timeout, three times, while two workers process a batch of 240 quick documents. Leases
+    last 120 s and the workers run no periodic reaper, so the batch can only finish in time if
+    a lock timeout neither loses a message nor strands an item: every document completes
+    once, on its first attempt."""
+    env = slow_worker_env(tmp_path, monkeypatch, lease_seconds=120, slow_seconds=0.1)
     env["BATCHNB_SQLITE_BUSY_TIMEOUT_MS"] = "200"
     workspace = open_workspace()
-    count = 120
+    count = 240
     logs = [tmp_path / f"w{n}.log" for n in range(2)]
     workers: list[subprocess.Popen[bytes]] = []
     try:

@@ -113,6 +113,18 @@ def test_a_slow_item_holds_back_neither_the_results_before_it_nor_the_items_afte
     assert [_done(harness, i) for i in (before, slow, after)] == [1, 1, 1]
 
 
+def test_a_group_takes_one_place_under_the_concurrency_limit(harness: QueueHarness) -> None:
+    """The limit counts leases (threads running), not items: a thread's group of quick items
+    is one place, so a killed worker holds no more places than it had threads."""
+    harness.configure_queue(concurrency_limit=2)
+    ids = [harness.add(send=False) for _ in range(8)]
+    assert [item.id for item in _lease(harness, 5)] == ids[:5]
+    assert [item.id for item in _lease(harness, 2)] == ids[5:7]
+    with harness.db.begin() as connection:
+        refused = leasing.lease(connection, QUEUE, harness.runtime.new_token(), 60, count=1)
+    assert refused is leasing.LeaseRefusal.AT_CONCURRENCY_LIMIT
+
+
 @pytest.fixture
 def busy_harness(tmp_path: Path) -> Iterator[QueueHarness]:
     db = Database(f"sqlite:///{tmp_path / 'batchnb.db'}", sqlite_busy_timeout_ms=200)

@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import func, select
 
 from batchnb.db.models import ExtractedData, MaintenanceLock, QueueItem
+from batchnb.db.models import Worker as WorkerRow
 from batchnb.services.batches import Batch
 from batchnb.services.health import check_health
 from batchnb.services.submit import submit
@@ -225,6 +226,43 @@ def test_an_orphan_is_leased_again_within_its_lease_despite_a_backlog(
             session.scalars(select(QueueItem.attempts).where(QueueItem.id.in_(orphans))).all()
         )
     assert attempts == {2}
+
+
+def test_a_killed_local_worker_frees_its_items_long_before_its_lease_runs_out(
+    workspace: Workspace, backend_env: dict[str, str], workers: Workers
+) -> None:
+    """With a minute-long lease, a worker SIGKILLed on this machine gives its items back on
+    the first recovery round after its heartbeat is two intervals late: its pid is gone."""
+    count = 200
+    env = {
+        **backend_env,
+        "BATCHNB_LEASE_SECONDS": "60",
+        "BATCHNB_HEARTBEAT_SECONDS": "0.5",
+        "BATCHNB_RECOVERY_SECONDS": "1",
+    }
+    batch = submit(
+        _documents(count), "invoice number, total", extractor="slow", workspace=workspace
+    )
+    doomed = workers.start(env)
+    survivor = workers.start(env)
+    _wait_for(lambda: _held_by(workspace, doomed.pid), 120, "the first worker to hold items")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=10)
+    orphans = _held_by(workspace, doomed.pid)
+    assert orphans, "the kill should have left items held by the dead worker"
+    # Two heartbeats (1 s) + one round (1 s) + the lock, a message's trip and a loaded machine:
+    # far below the 60 s lease.
+    waited = _wait_for(lambda: not _held_by(workspace, doomed.pid), 20, "the orphans to go back")
+    assert waited < 20
+    with workspace.db.read() as session:
+        stopped = session.scalars(
+            select(WorkerRow.stopped_at).where(WorkerRow.pid == doomed.pid)
+        ).all()
+    assert stopped and None not in stopped, "the dead worker should be marked stopped"
+
+    workers.stop(survivor)
+    _drain(workers, env, batch, count)
+    _assert_exactly_once(workspace, batch, count)
 
 
 def test_a_frozen_lock_holder_loses_the_recovery_lock(

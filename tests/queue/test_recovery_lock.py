@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +28,8 @@ from batchnb.db import migrate
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
 from batchnb.db.models import ProcessingQueue, QueueItem, utcnow
-from batchnb.queue import items
+from batchnb.db.models import Worker as WorkerRow
+from batchnb.queue import items, leasing
 from batchnb.queue.locks import LeaseLock
 from batchnb.queue.recovery import (
     LOCK_INTERVALS,
@@ -107,7 +112,7 @@ def test_rounds_of_two_loops_never_overlap_and_the_lock_passes_on_stop(
 
     for h in (first, second):
         h.runtime.sweeps.append(lambda h=h: recording_sweep(h.runtime.worker_id))
-    loops = [RecoveryLoop(first.runtime, 0.1), RecoveryLoop(second.runtime, 0.1)]
+    loops = [RecoveryLoop(first.runtime, 0.1, 5.0), RecoveryLoop(second.runtime, 0.1, 5.0)]
     for loop in loops:
         loop.start()
     try:
@@ -149,7 +154,7 @@ def _round(loop: RecoveryLoop) -> int:
 
 def test_a_deficit_is_resent_only_when_seen_twice(harness: QueueHarness) -> None:
     """No worker consumes here: the transport's messages stay where they are."""
-    loop = RecoveryLoop(harness.runtime, 1.0)
+    loop = RecoveryLoop(harness.runtime, 1.0, 5.0)
     sent = [harness.add() for _ in range(3)]
     assert count_missing_messages(harness.runtime) == 0
     assert _round(loop) == 0
@@ -184,7 +189,7 @@ def test_round_runs_every_sweep_and_survives_a_broken_one(
         return 2
 
     harness.runtime.sweeps.extend([broken, repairs_two])
-    loop = RecoveryLoop(harness.runtime, 1.0)
+    loop = RecoveryLoop(harness.runtime, 1.0, 5.0)
     with caplog.at_level(logging.WARNING, logger="batchnb.queue.recovery"):
         done = loop.run_round()
     assert done is not None
@@ -195,7 +200,7 @@ def test_round_runs_every_sweep_and_survives_a_broken_one(
 
 def test_a_round_is_skipped_while_another_worker_holds_the_lock(harness: QueueHarness) -> None:
     assert LeaseLock(harness.db, "recovery", "someone-else", seconds=30).acquire()
-    assert RecoveryLoop(harness.runtime, 1.0).run_round() is None
+    assert RecoveryLoop(harness.runtime, 1.0, 5.0).run_round() is None
 
 
 def test_the_reaper_is_no_longer_a_huey_periodic_task(harness: QueueHarness) -> None:
@@ -260,3 +265,42 @@ def test_health_reports_a_stall_only_when_free_consumers_lease_nothing(tmp_path:
             items.cancel_items(connection, ids, now=utcnow())
         worker.stop()
         workspace.close()
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_the_leases_of_a_dead_worker_on_this_machine_end_at_once(harness: QueueHarness) -> None:
+    """A killed worker's items come back on the next round, not when its lease runs out; a
+    worker whose process lives (another pid namespace, a slow heartbeat) keeps its items."""
+    late = utcnow() - timedelta(seconds=30)
+    workers = {
+        "dead": (_gone_pid(), late),
+        "alive-but-late": (os.getpid(), late),  # a process with this pid exists here
+        "dead-but-fresh": (_gone_pid(), utcnow()),  # heartbeat on time: not judged yet
+    }
+    held = {}
+    for name, (pid, last_seen) in workers.items():
+        item_id = harness.add(send=False)
+        with harness.db.begin() as connection:
+            connection.execute(
+                WorkerRow.__table__.insert().values(
+                    id=name, hostname=socket.gethostname(), pid=pid, threads=1, last_seen=last_seen
+                )
+            )
+            leased = leasing.lease(connection, "batch_processing", f"{name}#1", 600)
+        assert isinstance(leased, list) and [i.id for i in leased] == [item_id]
+        held[name] = item_id
+    done = RecoveryLoop(harness.runtime, 1.0, 5.0).run_round()
+    assert done is not None and done.dead_workers == ["dead"] and done.requeued == 1
+    row = harness.item(held["dead"])
+    assert (row.status, row.locked_by, row.attempts) == ("pending", None, 1)
+    for name in ("alive-but-late", "dead-but-fresh"):
+        assert harness.item(held[name]).locked_by == f"{name}#1"
+    with harness.db.read() as session:
+        stopped = dict(session.execute(select(WorkerRow.id, WorkerRow.stopped_at)).all())
+    assert stopped["dead"] is not None and stopped["alive-but-late"] is None
