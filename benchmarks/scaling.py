@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -37,11 +38,29 @@ PROMPT = "invoice number, date, total"
 KINDS = ("pdf", "ocr", "openai")
 
 
+PDF_PAGES = 20
+"""Pages per PDF: enough that parsing, not the queue's few milliseconds a document, is the
+work (a one-page sample takes about 3 ms through the whole path, and then the database's
+writes set the pace; see benchmarks/README.md)."""
+
+
 def pdf_documents(count: int) -> list[tuple[str, bytes]]:
-    """The sample PDFs, each made unique by a trailing comment (intake refuses duplicates)."""
-    originals = sorted(SAMPLES.glob("*.pdf"))
+    """Text PDFs of :data:`PDF_PAGES` pages (the sample PDFs' pages over and over), each made
+    unique by a trailing comment (intake refuses duplicates)."""
+    import pypdfium2
+
+    originals = [pypdfium2.PdfDocument(path) for path in sorted(SAMPLES.glob("*.pdf"))]
+    templates = []
+    for first in range(len(originals)):
+        document = pypdfium2.PdfDocument.new()
+        for page in range(PDF_PAGES):
+            source = originals[(first + page) % len(originals)]
+            document.import_pages(source, [0])
+        buffer = io.BytesIO()
+        document.save(buffer)
+        templates.append(buffer.getvalue())
     return [
-        (f"doc-{n:05d}.pdf", originals[n % len(originals)].read_bytes() + f"%{n}\n".encode())
+        (f"doc-{n:05d}.pdf", templates[n % len(templates)] + f"%{n}\n".encode())
         for n in range(count)
     ]
 
@@ -99,10 +118,16 @@ def backend(name: str, home: Path) -> Iterator[dict[str, str]]:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_once(
     kind: str, count: int, processes: int, env: dict[str, str], chat_url: str | None
-) -> float:
-    """Queue ``count`` documents, start ``processes`` workers, return documents per second."""
+) -> tuple[float, float]:
+    """Queue ``count`` documents, start ``processes`` workers; documents per second (start-up
+    included) and the cores the workers kept busy."""
     from batchnb.services.submit import submit
     from batchnb.services.workspace import open_workspace
 
@@ -119,6 +144,7 @@ def run_once(
     try:
         extractor = "openai" if kind == "openai" else "offline"
         batch = submit(documents(count), PROMPT, extractor=extractor, workspace=workspace)
+        cpu_before = _children_cpu_seconds()
         started = time.perf_counter()
         worker = subprocess.Popen(
             [str(BATCHNB), "worker", "--processes", str(processes)],
@@ -128,13 +154,17 @@ def run_once(
         )
         try:
             progress = batch.wait(timeout=600, poll_seconds=0.1, progress=False)
+            # Timed to the batch's end: the workers' graceful stop is not part of the work.
+            elapsed = time.perf_counter() - started
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(120)
-        elapsed = time.perf_counter() - started
+        # The workers' CPU time (every descendant, reaped by now) over the whole run, stop
+        # included: how many cores the run kept busy.
+        cores_busy = (_children_cpu_seconds() - cpu_before) / (time.perf_counter() - started)
         if progress.completed != count:
             raise RuntimeError(f"{kind}: {progress.completed} of {count} completed: {progress}")
-        return count / elapsed
+        return count / elapsed, cores_busy
     finally:
         workspace.close()
 
@@ -149,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(n) for n in ("1,2" if args.smoke else args.processes).split(",")]
     kinds = [k for k in args.kinds.split(",") if k]
-    default_documents = {"pdf": 120, "ocr": 16, "openai": 120}
+    default_documents = {"pdf": 600, "ocr": 40, "openai": 300}
     backends = ["sqlite"]
     if (
         not args.smoke
@@ -166,7 +196,7 @@ def main() -> None:
     from openai_extractor import chat_server
 
     root = Path(tempfile.mkdtemp(prefix="batchnb-scaling-", dir=args.dir))
-    rows: list[tuple[str, str, int, int, float, float]] = []
+    rows: list[tuple[str, str, int, int, float, float, float]] = []
     try:
         with chat_server() as chat_url:
             for name in backends:
@@ -176,15 +206,23 @@ def main() -> None:
                     for processes in counts:
                         home = root / f"{name}-{kind}-{processes}".replace("+", "-")
                         with backend(name, home) as env:
-                            rate = run_once(kind, count, processes, env, chat_url)
+                            rate, busy = run_once(kind, count, processes, env, chat_url)
                         baseline = baseline or rate
-                        rows.append((name, kind, count, processes, rate, rate / baseline))
-                        print(f"  {name:15} {kind:7} {processes} processes: {rate:7.1f} docs/s")
+                        rows.append((name, kind, count, processes, rate, rate / baseline, busy))
+                        print(
+                            f"  {name:15} {kind:7} {processes} processes: {rate:7.1f} docs/s, "
+                            f"{busy:.2f} cores busy"
+                        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("\nbackend          kind     docs  processes  docs/s   x 1 process (baseline)")
-    for name, kind, count, processes, rate, ratio in rows:
-        print(f"{name:15}  {kind:7} {count:5}  {processes:9}  {rate:6.1f}   {ratio:5.2f}x")
+    print(
+        "\nbackend          kind     docs  processes  docs/s   x 1 process (baseline)  cores busy"
+    )
+    for name, kind, count, processes, rate, ratio, busy in rows:
+        print(
+            f"{name:15}  {kind:7} {count:5}  {processes:9}  {rate:6.1f}   {ratio:5.2f}x"
+            f"                  {busy:4.2f}"
+        )
     print(f"\nload average {os.getloadavg()}")
 
 
