@@ -75,6 +75,22 @@ class LeaseLock:
             return False
         return True
 
+    def take_over(self, previous: str, now: datetime | None = None) -> bool:
+        """Take the lock from ``previous``, known to be dead, before its claim runs out.
+
+        Only if ``previous`` still holds it: of two workers taking over at once one wins."""
+        now = now or utcnow()
+        with self.db.begin() as connection:
+            taken = cast(
+                CursorResult[Any],
+                connection.execute(
+                    update(_locks)
+                    .where(_locks.c.name == self.name, _locks.c.held_by == previous)
+                    .values(held_by=self.holder, held_until=now + timedelta(seconds=self.seconds))
+                ),
+            ).rowcount
+        return taken == 1
+
     def release(self) -> bool:
         """Give the lock up now (if this holder still has it), so another worker need not wait."""
         now = utcnow()

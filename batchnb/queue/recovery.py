@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
 from batchnb.db.engine import is_transient_database_error
 from batchnb.db.models import Worker as WorkerRow
@@ -100,17 +100,14 @@ def redispatch_stranded(runtime: QueueRuntime, limit: int | None = None) -> int:
     return len(stranded)
 
 
-def expire_dead_local_workers(runtime: QueueRuntime, heartbeat_seconds: float) -> list[str]:
-    """End the leases of workers on this machine whose process no longer exists.
+def dead_local_workers(runtime: QueueRuntime, heartbeat_seconds: float) -> list[Row[str, int]]:
+    """Workers on this machine, not marked stopped, whose process no longer exists.
 
-    A killed worker's leases would otherwise hold its items, and its places under the queue's
-    concurrency limit, until they expire (``lease_seconds``, a minute by default). A worker
-    counts as dead only when both its heartbeat is two intervals late and no process has its
-    pid here, so a live worker in another pid namespace under the same host name (containers
-    given one ``hostname``) keeps its leases. Returns the ids of the workers found dead.
+    A worker counts as dead only when both its heartbeat is two intervals late and no process
+    has its pid here, so a live worker in another pid namespace under the same host name
+    (containers given one ``hostname``) is never taken for dead. Rows have ``id`` and ``pid``.
     """
-    now = utcnow()
-    late = now - timedelta(seconds=2 * heartbeat_seconds)
+    late = utcnow() - timedelta(seconds=2 * heartbeat_seconds)
     with runtime.db.connect() as connection:
         candidates = connection.execute(
             select(WorkerRow.id, WorkerRow.pid).where(
@@ -119,7 +116,18 @@ def expire_dead_local_workers(runtime: QueueRuntime, heartbeat_seconds: float) -
                 WorkerRow.last_seen < late,
             )
         ).all()
-    dead = [row for row in candidates if not _process_exists(row.pid)]
+    return [row for row in candidates if not _process_exists(row.pid)]
+
+
+def expire_dead_local_workers(runtime: QueueRuntime, heartbeat_seconds: float) -> list[str]:
+    """End the leases of workers on this machine whose process no longer exists.
+
+    A killed worker's leases would otherwise hold its items, and its places under the queue's
+    concurrency limit, until they expire (``lease_seconds``, a minute by default). Returns the
+    ids of the workers found dead (see :func:`dead_local_workers`), now marked stopped.
+    """
+    now = utcnow()
+    dead = dead_local_workers(runtime, heartbeat_seconds)
     for worker in dead:
         with runtime.db.begin() as connection:
             ended = items.expire_leases_of(connection, worker.id, now)
@@ -225,7 +233,7 @@ class RecoveryLoop:
 
     def run_round(self) -> RecoveryRound | None:
         """Run one round if this worker gets the lock; None when another worker holds it."""
-        holding = self.lock.acquire()
+        holding = self.lock.acquire() or self._take_from_dead_holder()
         if holding != self._holding:
             # Once per change, so the logs say which worker does the rounds.
             self._holding = holding
@@ -264,6 +272,24 @@ class RecoveryLoop:
             if repaired:
                 log.warning("recovery sweep %s repaired %s", name, repaired)
         return done
+
+    def _take_from_dead_holder(self) -> bool:
+        """Take the lock now if its holder is a worker on this machine whose process is gone.
+
+        Otherwise a killed holder's claim (``LOCK_INTERVALS`` intervals) passes with no round,
+        and with workers killed more often than that (a crash loop, an OOM killer at work) no
+        round would run at all: lost messages would never be re-sent."""
+        current = self.lock.current()
+        if current is None:
+            return False
+        holder = current[0]
+        dead = {row.id for row in dead_local_workers(self.runtime, self.heartbeat_seconds)}
+        if holder not in dead or not self.lock.take_over(holder):
+            return False
+        log.warning(
+            "worker %s took the recovery lock from %s, which is gone", self.lock.holder, holder
+        )
+        return True
 
     def _still_held(self, done: RecoveryRound) -> bool:
         """Claim the lock again before the next step; a holder that froze mid-round stops."""

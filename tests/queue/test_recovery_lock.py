@@ -27,7 +27,7 @@ from sqlalchemy import inspect, select, update
 from batchnb.db import migrate
 from batchnb.db.engine import Database
 from batchnb.db.migrate import ensure_current
-from batchnb.db.models import ProcessingQueue, QueueItem, utcnow
+from batchnb.db.models import MaintenanceLock, ProcessingQueue, QueueItem, utcnow
 from batchnb.db.models import Worker as WorkerRow
 from batchnb.queue import items, leasing
 from batchnb.queue.locks import LeaseLock
@@ -304,3 +304,27 @@ def test_the_leases_of_a_dead_worker_on_this_machine_end_at_once(harness: QueueH
     with harness.db.read() as session:
         stopped = dict(session.execute(select(WorkerRow.id, WorkerRow.stopped_at)).all())
     assert stopped["dead"] is not None and stopped["alive-but-late"] is None
+
+
+def test_the_recovery_lock_of_a_dead_holder_is_taken_over_at_once(harness: QueueHarness) -> None:
+    """A killed holder's claim would keep every round from running until it ran out; with
+    workers killed more often than that (a crash loop), no round would ever run."""
+    late = utcnow() - timedelta(seconds=30)
+    for name, pid in (("dead-holder", _gone_pid()), ("live-holder", os.getpid())):
+        with harness.db.begin() as connection:
+            connection.execute(
+                WorkerRow.__table__.insert().values(
+                    id=name, hostname=socket.gethostname(), pid=pid, threads=1, last_seen=late
+                )
+            )
+    loop = RecoveryLoop(harness.runtime, 1.0, 5.0)
+    assert LeaseLock(harness.db, "recovery", "live-holder", seconds=30).acquire()
+    assert loop.run_round() is None, "a late holder whose process lives keeps the lock"
+    with harness.db.begin() as connection:
+        connection.execute(
+            update(MaintenanceLock)
+            .values(held_by="dead-holder")
+            .execution_options(synchronize_session=False)
+        )
+    assert loop.run_round() is not None
+    assert loop.lock.current() is not None and loop.lock.current()[0] == harness.runtime.worker_id
