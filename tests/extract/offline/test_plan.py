@@ -30,12 +30,12 @@ from tests.conftest import EVAL_DIR
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "documents"
 KINDS = {".pdf": "pdf", ".txt": "text", ".md": "markdown", ".html": "html"}
-PROMPTS = (
+INVOICE_PROMPTS = (
     "invoice number, invoice date, due date, total amount, tax amount, currency",
     "seller name, buyer name, seller address, vat id, order number, subtotal, amount due",
     "company, customer, address, grand total, receipt number, paid?",
-    *builtin_templates().values(),
 )
+PROMPTS = (*INVOICE_PROMPTS, *builtin_templates().values())
 
 
 def test_a_plan_is_made_once_per_schema_and_never_shared() -> None:
@@ -117,7 +117,11 @@ def test_early_stops_find_every_field_the_full_search_finds(prompt: str) -> None
         for field, expected in _reference(document, prompt).items():
             assert result.values[field] == expected, (name, field)
             found += expected is not None
-    assert found  # the documents do hold some of these fields
+    if prompt in INVOICE_PROMPTS:
+        # The samples hold invoices and receipts: these fields are there, so the comparison
+        # above compared values, not only Nones. The templates' other kinds (a resume, a
+        # contract) may find nothing where ../shared/eval is missing.
+        assert found
 
 
 def test_early_stops_keep_the_pick_on_repeated_labels_across_pages() -> None:
