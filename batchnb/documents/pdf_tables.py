@@ -5,8 +5,9 @@ pdfplumber reads ruled tables exactly but finds no borderless table by default, 
 a schema asks for line items (``parse_document(..., tables=True)``). A page whose ruled tables
 hold no item table is searched for a borderless one: a line of words reading like an item-table
 header ("Description Qty Unit price Amount", "Menge Preis Gesamtbetrag") gives the column edges,
-and the lines below it, up to a total line or a wide vertical gap, are the rows; a row may span
-several lines (a wrapped description, numbers on a second line).
+split where the rows below keep a gap under two of its words, and the lines below it, up to a
+total line, a wide vertical gap or another header, are the rows; a row is the lines around one
+amount in the last column (a wrapped description, an amount on the item's second line).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ COLUMN_GAP = 0.6
 """A gap wider than this many word heights separates two header cells."""
 ROW_GAP = 5.0
 """A gap taller than this many header heights between two lines ends a borderless table."""
+SPLIT_MIN_LINES = 2
+"""Body lines that must keep a gap under two header words for them to head two columns."""
 
 _HEADER_WORDS = frozenset(
     {"description", "desc", "item", "product", "article", "service", "designation", "libelle"}
@@ -42,7 +45,10 @@ _HEADER_WORDS = frozenset(
 _TOTAL_WORDS = frozenset(
     {"total", "subtotal", "summe", "gesamt", "gesamtsumme", "zwischensumme", "totaal", "sous"}
 )
+_SUBTOTAL_WORDS = frozenset({"subtotal", "zwischensumme", "sous"})
 _WORD = re.compile(r"[a-z]+")
+_DETAIL = re.compile(r"^[^\d:]{1,40}?\s*:")
+"""A line opening with a short label and a colon: an item's detail ("Serienummer: 123")."""
 _SPACES = re.compile(r"\s+")
 
 
@@ -154,49 +160,171 @@ def _borderless_table(page: Any) -> Rows | None:
         header = [" ".join(w["text"] for w in cell) for cell in cells]
         if len(cells) < 2 or not reads_like_header(header):
             continue
+        body = _body_lines(lines[index + 1 :], line)
+        cells = [part for cell in cells for part in _split_by_body(cell, body)]
+        header = [" ".join(w["text"] for w in cell) for cell in cells]
         edges = [(a[-1]["x1"] + b[0]["x0"]) / 2 for a, b in pairwise(cells)]
-        table = clean_table(_table_below(lines[index + 1 :], edges, line, header))
+        table = clean_table(_table_below(body, edges, header))
         return table if _is_table(table) else None
     return None
 
 
-def _table_below(
-    lines: list[list[dict[str, Any]]],
-    edges: list[float],
-    header_line: list[dict[str, Any]],
-    header: list[str],
-) -> Rows:
-    """The header and the rows of the lines below it, up to a total line or a wide gap.
+def _body_lines(
+    lines: list[list[dict[str, Any]]], header_line: list[dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
+    """The lines under a header up to a total line, a wide vertical gap or another header.
 
-    Lines before the first one with a digit continue the header. The first row's leftmost
-    cell is the anchor: a later line starts a row when it fills the anchor column and has a
-    digit somewhere; any other line continues the row above (wrapped text, a second line of
-    numbers).
+    A section's subtotal ("Subtotal $ 112.00" under the amounts) is not a row, and the table
+    goes on when the line after it starts in the first column, as an item or a section's
+    title does (a title, a line without a digit, is left out too); a totals block, set under
+    the amounts, ends the table there.
     """
-    rows: Rows = []
-    anchor = 0
+    body: list[list[dict[str, Any]]] = []
     previous_bottom = max(float(w["bottom"]) for w in header_line)
     height = max(_height(w) for w in header_line)
-    for line in lines:
+    first_column_end = float(_clusters(header_line)[1][0]["x0"])
+    section_title = False
+    for index, line in enumerate(lines):
         if float(line[0]["top"]) - previous_bottom > ROW_GAP * height:
             break
-        if _TOTAL_WORDS.intersection(_folded_words(line[0]["text"])):
+        first_words = set(_folded_words(line[0]["text"]))
+        if first_words & _TOTAL_WORDS:
+            following = lines[index + 1] if index + 1 < len(lines) else None
+            if not first_words & _SUBTOTAL_WORDS or following is None:
+                break
+            if float(following[0]["x0"]) >= first_column_end:
+                break
+            previous_bottom = max(float(w["bottom"]) for w in line)
+            section_title = not any(_has_digit(w["text"]) for w in following)
+            continue
+        if section_title:
+            section_title = False
+            previous_bottom = max(float(w["bottom"]) for w in line)
+            continue
+        cells = [" ".join(w["text"] for w in cell) for cell in _clusters(line)]
+        if not any(_has_digit(cell) for cell in cells) and reads_like_header(cells):
             break
         previous_bottom = max(float(w["bottom"]) for w in line)
+        body.append(line)
+    return body
+
+
+def _split_by_body(
+    cell: list[dict[str, Any]], body: list[list[dict[str, Any]]]
+) -> list[list[dict[str, Any]]]:
+    """A header cell split where the rows below it keep a gap: "BTW Prijs" over "21 %  9,99".
+
+    Header words of neighbouring columns are often set closer than the columns' own gap. A
+    gap between two header words is a column edge when, on most body lines with words under
+    the cell (and at least :data:`SPLIT_MIN_LINES`), a gap between phrases lies under it.
+    """
+    if len(cell) < 2:
+        return [cell]
+    left, right = float(cell[0]["x0"]), float(cell[-1]["x1"])
+    under: list[list[list[dict[str, Any]]]] = []  # per body line, its phrases under the cell
+    for line in body:
+        phrases = [p for p in _clusters(line) if p[-1]["x1"] > left and p[0]["x0"] < right]
+        if phrases:
+            under.append(phrases)
+    parts = [[cell[0]]]
+    for previous, word in pairwise(cell):
+        a, b = float(previous["x1"]), float(word["x0"])
+        gapped = sum(
+            any(float(p["x1"]) <= b and float(q["x0"]) >= a for p, q in _phrase_gaps(phrases))
+            and not any(float(p[0]["x0"]) < a and float(p[-1]["x1"]) > b for p in phrases)
+            for phrases in under
+        )
+        if gapped >= SPLIT_MIN_LINES and gapped * 5 >= len(under) * 4:
+            parts.append([word])
+        else:
+            parts[-1].append(word)
+    return _without_empty_parts(parts, under)
+
+
+def _without_empty_parts(
+    parts: list[list[dict[str, Any]]], under: list[list[list[dict[str, Any]]]]
+) -> list[list[dict[str, Any]]]:
+    """Header words over no body phrase joined to the part on their right.
+
+    A right-aligned column's values sit under the last words of its header ("Prijs incl.
+    BTW" over "€ 399,00"), so words over nothing belong to the header on their right.
+    """
+    edges = [(a[-1]["x1"] + b[0]["x0"]) / 2 for a, b in pairwise(parts)]
+    filled = [False] * len(parts)
+    for phrases in under:
+        for phrase in phrases:
+            centre = (float(phrase[0]["x0"]) + float(phrase[-1]["x1"])) / 2
+            filled[sum(centre > edge for edge in edges)] = True
+    joined: list[list[dict[str, Any]]] = []
+    pending: list[dict[str, Any]] = []
+    for part, has_body in zip(parts, filled, strict=True):
+        if has_body:
+            joined.append(pending + part)
+            pending = []
+        else:
+            pending += part
+    if pending:
+        if not joined:
+            return [pending]
+        joined[-1] += pending
+    return joined
+
+
+def _phrase_gaps(
+    phrases: list[list[dict[str, Any]]],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The word ending each phrase and the word starting the next."""
+    return [(p[-1], q[0]) for p, q in pairwise(phrases)]
+
+
+def _table_below(lines: list[list[dict[str, Any]]], edges: list[float], header: list[str]) -> Rows:
+    """The header and the rows of ``lines``, cut into cells at ``edges``.
+
+    Lines before the first one with a digit continue the header. The last column holds each
+    row's amount, and a row is the lines around one amount: a line with an amount starts a
+    row, unless the row above is still waiting for its amount (its numbers on one line, its
+    amount on the next); a line without an amount but with figures in two cells or more (a
+    quantity and a price) starts a row that waits for its amount, and the line bringing the
+    amount fills the row's empty cells only; any other line continues the row above (wrapped
+    text), unless it opens with a label and a colon: a detail such as "Serienummer: 123" or
+    "Bruttopreis: 5,50" belongs to the item but is not its text, and is left out. Rows after
+    the last one with an amount are discounts, notes or a footer; when most rows have an
+    amount, a row that never got one is a note or a sub-item. Neither is an item, and both
+    are dropped.
+    """
+    rows: list[tuple[list[str], bool]] = []
+    waiting = False
+    for line in lines:
         cells = [""] * (len(edges) + 1)
         for word in line:
             centre = (float(word["x0"]) + float(word["x1"])) / 2
             column = sum(centre > edge for edge in edges)
             cells[column] = f"{cells[column]} {word['text']}".strip()
-        digits = any(_has_digit(cell) for cell in cells)
-        if not rows and not digits:
+        figures = sum(_has_digit(cell) for cell in cells)
+        has_amount = _has_digit(cells[-1])
+        if not rows and not figures:
             header = _joined(header, cells)
-        elif rows and not (cells[anchor] and digits):
-            rows[-1] = _joined(rows[-1], cells)
-        else:
-            anchor = anchor if rows else min(i for i, cell in enumerate(cells) if cell)
-            rows.append(cells)
-    return [header, *rows]
+        elif has_amount and waiting:
+            rows[-1] = (_completed(rows[-1][0], cells), True)
+            waiting = False
+        elif has_amount or not rows:
+            rows.append((cells, has_amount))
+            waiting = not has_amount
+        elif figures >= 2:
+            rows.append((cells, False))
+            waiting = True
+        elif not _DETAIL.match(" ".join(cell for cell in cells if cell)):
+            rows[-1] = (_joined(rows[-1][0], cells), rows[-1][1])
+    while rows and not rows[-1][1] and any(amount for _, amount in rows):
+        rows.pop()  # lines after the last amount: discounts, notes, the footer
+    if sum(amount for _, amount in rows) * 2 > len(rows):
+        rows = [(cells, amount) for cells, amount in rows if amount]
+    return [header, *(cells for cells, _ in rows)]
+
+
+def _completed(row: list[str], more: list[str]) -> list[str]:
+    """``row``'s empty cells filled from ``more``: a row's amount on the line below it."""
+    return [cell or other for cell, other in zip(row, more, strict=True)]
 
 
 def _joined(row: list[str], more: list[str]) -> list[str]:

@@ -28,8 +28,10 @@ PARSER_VERSION: Mapping[str, str] = MappingProxyType(
     }
 )
 
-#: Appended to a PDF's parser version when its tables were read (``tables=True``).
-PDF_TABLES_VERSION = "pdfplumber-tables-1"
+#: Appended to a PDF's parser version when its tables were read (``tables=True``); part of a
+#: PDF's result cache key. 2: header cells split where the rows keep a gap, an amount on an
+#: item's second line, detail lines, section subtotals, lines after the last amount.
+PDF_TABLES_VERSION = "pdfplumber-tables-2"
 #: Text and HTML larger than this are refused (decoded text costs several times its bytes).
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 

@@ -125,8 +125,54 @@ def _header_and_rows(table: Table, roles: dict[str, Role]) -> tuple[dict[str, in
         columns = _columns(cells, roles)
         if len(columns) >= MIN_HEADER_COLUMNS:
             body = lines[index + 1 :]
-            return _with_text_column(columns, roles, len(cells), body), body
+            columns = _wordiest_description(columns, roles, cells, body)
+            columns = _with_text_column(columns, roles, len(cells), body)
+            return _with_amount_column(columns, roles, len(cells), body), body
     return None
+
+
+def _wordiest_description(
+    columns: dict[str, int], roles: dict[str, Role], header: tuple[str, ...], body: Rows
+) -> dict[str, int]:
+    """Of the columns headed like a description, the one whose cells are words.
+
+    "Artikel" heads an article number beside "Omschrijving"; "Item" a code beside
+    "Description". The description is the column holding words on the most rows.
+    """
+    claimed = set(columns.values())
+    for name, index in columns.items():
+        if roles[name] != "description":
+            continue
+        candidates = [
+            other
+            for other, cell in enumerate(header)
+            if _header_role(cell) == "description" and (other == index or other not in claimed)
+        ]
+        best = max(candidates, key=lambda other: (_words_in_column(body, other), -other))
+        if best != index:
+            return {**columns, name: best}
+    return columns
+
+
+def _words_in_column(body: Rows, index: int) -> int:
+    return sum(_is_words(row[index]) for row in body if index < len(row))
+
+
+def _with_amount_column(
+    columns: dict[str, int], roles: dict[str, Role], width: int, body: Rows
+) -> dict[str, int]:
+    """Give an unnamed line amount the table's last column when it holds figures.
+
+    An item table ends with the line's amount, whatever its header says ("Prijs incl. BTW"
+    reads as a price); so when no column is named as the amount, an unclaimed last column
+    with a figure on most rows is it.
+    """
+    wanted = [name for name, role in roles.items() if role == "amount" and name not in columns]
+    last = width - 1
+    if not wanted or not body or last in columns.values():
+        return columns
+    figures = sum(any(char.isdigit() for char in row[last]) for row in body if last < len(row))
+    return {**columns, wanted[0]: last} if figures * 2 > len(body) else columns
 
 
 def _with_text_column(

@@ -2,8 +2,9 @@
 
 A result row carries its ``cache_key``; a document whose key matches an earlier result reuses
 that result instead of extracting, so rerunning an unchanged batch extracts nothing. The key
-covers the content hash, the parser's version for the file type, what decides the schema, and
-the extractor's name and own ``version`` (which a backend bumps whenever its output may change).
+covers the content hash, the parser's version for the file type (a PDF's with its table
+reader's), what decides the schema, and the extractor's name and own ``version`` (which a
+backend bumps whenever its output may change).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 
 from batchnb.db.models import Document, ExtractedData, ExtractionJob
 from batchnb.documents.ocr_policy import cache_tag
-from batchnb.documents.text import PARSER_VERSION
+from batchnb.documents.text import PARSER_VERSION, PDF_TABLES_VERSION
 from batchnb.extract import Extractor
 
 # The newest matching result wins: a rerun with the cache bypassed stores a fresher one.
@@ -53,8 +54,9 @@ def result_cache_key(
     canonical = json.dumps(
         {
             "content": content_hash,
-            # Images and scans: which OCR engine(s) read them (BATCHNB_OCR_ENGINE).
-            "parser": PARSER_VERSION.get(kind, kind) + cache_tag(kind),
+            # Images and scans: which OCR engine(s) read them (BATCHNB_OCR_ENGINE); PDFs:
+            # which table reader found their line items.
+            "parser": PARSER_VERSION.get(kind, kind) + cache_tag(kind) + _tables_tag(kind),
             "route": route,
             "extractor": [extractor.name, extractor.version],
         },
@@ -62,6 +64,10 @@ def result_cache_key(
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _tables_tag(kind: str) -> str:
+    return f"+{PDF_TABLES_VERSION}" if kind == "pdf" else ""
 
 
 def cached_result(connection: Connection, key: str) -> Row[Any] | None:

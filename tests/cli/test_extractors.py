@@ -27,7 +27,7 @@ def test_lists_builtins_plugins_and_broken_plugins(
     lines = result.output.splitlines()
     assert lines[0].split() == ["name", "version", "from", "needs"]
     offline = next(line for line in lines if line.startswith("offline "))
-    assert offline.split()[:4] == ["offline", "3", "built", "in"] and "nothing" in offline
+    assert offline.split()[:4] == ["offline", "4", "built", "in"] and "nothing" in offline
     openai = next(line for line in lines if line.startswith("openai "))
     assert OpenAICompatibleExtractor.needs in openai
     slow = next(line for line in lines if line.startswith("slow "))
@@ -45,7 +45,7 @@ def test_json(monkeypatch: pytest.MonkeyPatch, typo: str) -> None:
     assert rows["offline"] == {
         "name": "offline",
         "origin": "built in",
-        "version": "3",
+        "version": "4",
         "needs": "nothing (no network, no API key)",
         "error": None,
         "broken": False,

@@ -10,6 +10,7 @@ from reportlab.pdfgen import canvas
 from batchnb.documents.parsers import parse_document
 from batchnb.documents.pdf_tables import MAX_TABLE_PAGES, clean_table, find_tables
 from batchnb.documents.text import PDF_TABLES_VERSION
+from tests.conftest import EVAL_DIR
 
 RULED = [
     ["Item", "Qty", "Price"],
@@ -125,3 +126,140 @@ def test_default_parse_has_no_tables() -> None:
 def test_tables_flag_is_ignored_by_other_kinds() -> None:
     data = b"Description\tQty\nWidget\t2\n"
     assert parse_document(data, "text", tables=True) == parse_document(data, "text")
+
+
+Line = list[tuple[float, str]]
+
+
+def drawn_pdf(lines: list[Line]) -> bytes:
+    """One page with each line's words drawn at their x, a line every 16 points."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.drawString(72, 760, "ACME Ltd")
+    for index, line in enumerate(lines):
+        for x, text in line:
+            pdf.drawString(x, 680 - 16 * index, text)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def only_table(lines: list[Line]) -> list[list[str]]:
+    (table,) = find_tables(drawn_pdf(lines), [1])[1]
+    return table
+
+
+def test_header_words_set_close_head_the_columns_the_rows_keep_apart() -> None:
+    # "VAT" and "Price incl. VAT" are closer than a column gap; the rows below are not.
+    header: Line = [(72, "Item"), (250, "Qty"), (300, "VAT"), (330, "Price incl. VAT")]
+    rows: list[Line] = [
+        [(72, "Tablet"), (250, "1"), (300, "21%"), (380, "399.00")],
+        [(72, "Cover"), (250, "2"), (300, "21%"), (386, "39.98")],
+    ]
+    assert only_table([header, *rows]) == [
+        ["Item", "Qty", "VAT", "Price incl. VAT"],
+        ["Tablet", "1", "21%", "399.00"],
+        ["Cover", "2", "21%", "39.98"],
+    ]
+
+
+def test_header_words_over_one_wrapped_column_stay_one_cell() -> None:
+    header: Line = [(72, "Item description"), (300, "Qty"), (460, "Amount")]
+    rows: list[Line] = [
+        [(72, "Consulting on site"), (300, "3"), (460, "300.00")],
+        [(72, "Pen"), (300, "1"), (460, "2.00")],
+    ]
+    assert only_table([header, *rows])[0] == ["Item description", "Qty", "Amount"]
+
+
+HEADER: Line = [(72, "Description"), (300, "Qty"), (360, "Price"), (460, "Amount")]
+
+
+def test_an_amount_on_the_line_below_completes_its_row() -> None:
+    # Quantity and price on the item's first line, its amount (and a code) on the second.
+    lines: list[Line] = [
+        HEADER,
+        [(72, "Artificial turf 3m"), (300, "3"), (360, "3.3333")],
+        [(72, "GTIN 4012345001235"), (460, "10.00")],
+        [(72, "Pork steak"), (300, "5"), (360, "5.50")],
+        [(72, "GTIN 4000050986428"), (460, "27.50")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Artificial turf 3m", "3", "3.3333", "10.00"],
+        ["Pork steak", "5", "5.50", "27.50"],
+    ]
+
+
+def test_a_detail_line_is_neither_a_row_nor_part_of_the_description() -> None:
+    lines: list[Line] = [
+        HEADER,
+        [(72, "Tablet 16 GB"), (300, "1"), (360, "399.00"), (460, "399.00")],
+        [(72, "Serial number: SDMPP373MPP15")],
+        [(72, "Cover for the"), (300, "1"), (360, "69.99"), (460, "69.99")],
+        [(72, "tablet, black")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Tablet 16 GB", "1", "399.00", "399.00"],
+        ["Cover for the tablet, black", "1", "69.99", "69.99"],
+    ]
+
+
+def test_a_section_subtotal_and_title_do_not_end_the_table_but_a_totals_block_does() -> None:
+    lines: list[Line] = [
+        HEADER,
+        [(72, "Office chair"), (300, "1"), (360, "70.00"), (460, "70.00")],
+        [(360, "Subtotal"), (460, "70.00")],
+        [(72, "--- Food ---")],
+        [(72, "Olive oil"), (300, "15"), (360, "10.00"), (460, "150.00")],
+        [(360, "Subtotal"), (460, "150.00")],
+        [(360, "Tax 15%"), (460, "33.00")],
+        [(360, "Amount due"), (460, "253.00")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Office chair", "1", "70.00", "70.00"],
+        ["Olive oil", "15", "10.00", "150.00"],
+    ]
+
+
+def test_lines_after_the_last_amount_are_not_items() -> None:
+    # An invoice discount under the items: figures, but no line amount.
+    lines: list[Line] = [
+        HEADER,
+        [(72, "Widget"), (300, "2"), (360, "5.00"), (460, "10.00")],
+        [(72, "Gadget"), (300, "1"), (360, "12.50"), (460, "12.50")],
+        [(72, "Invoice discount 2% of 22.50"), (360, "-0.45")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Widget", "2", "5.00", "10.00"],
+        ["Gadget", "1", "12.50", "12.50"],
+    ]
+
+
+def _eval_document(name: str) -> bytes:
+    path = EVAL_DIR / "documents" / name
+    if not path.is_file():
+        pytest.skip(f"the evaluation folder has no {name} ({EVAL_DIR}, docs/evaluation.md)")
+    return path.read_bytes()
+
+
+def test_real_invoice_whose_amount_column_shares_its_header_line() -> None:
+    (table,) = find_tables(_eval_document("i2d__coolblue1.pdf"), [1])[1]
+    assert table[0][-1] == "Prijs incl. BTW"
+    assert [row[-1] for row in table[1:]] == [
+        "€ 399,00", "€ 4,24", "€ 69,99", "€ 189,00", "€ 14,99", "€ 44,99"
+    ]  # fmt: skip
+
+
+def test_real_invoice_whose_amounts_sit_on_each_items_second_line() -> None:
+    (table,) = find_tables(_eval_document("zugferd__EN16931_Rabatte.pdf"), [2])[2]
+    assert [row[-1] for row in table[1:]] == ["10,00", "27,50", "109,80", "55,40"]
+    descriptions = [row[2] for row in table[1:]]
+    assert [text.split()[0] for text in descriptions] == [
+        "Kunstrasen", "Schweinesteak", "Mineralwasser", "Pfand"
+    ]  # fmt: skip
+    assert not any("Bruttopreis" in text for text in descriptions)
+
+
+def test_real_invoice_with_section_subtotals() -> None:
+    (table,) = find_tables(_eval_document("i2d__AzureInterior.pdf"), [1])[1]
+    assert [row[-1] for row in table[1:]] == ["$ 42.00", "$ 70.00", "$ 0.90", "$ 150.00"]

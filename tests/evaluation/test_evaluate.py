@@ -257,11 +257,10 @@ def test_cli_part_must_be_k_of_n(eval_folder: Path) -> None:
 
 @pytest.mark.skipif(not SHARED_EVAL.is_dir(), reason="shared/eval is not available")
 def test_shared_eval_errors_point_at_the_page_of_the_evidence() -> None:
-    report = evaluate(SHARED_EVAL, datasets=["zugferd-corpus"], limit=3)
-    truth = {
-        d.file_name: d.fields for ds in load_datasets(SHARED_EVAL, limit=3) for d in ds.documents
-    }
-    assert report.errors, "the offline extractor is not perfect on these three documents"
+    # Every FeRD sample (a few seconds): some still have item errors on page 2 or later.
+    report = evaluate(SHARED_EVAL, datasets=["zugferd-corpus"])
+    truth = {d.file_name: d.fields for ds in load_datasets(SHARED_EVAL) for d in ds.documents}
+    assert report.errors, "the offline extractor is not perfect on these documents"
     pages_seen = set()
     for example in report.errors:
         assert example.document in truth

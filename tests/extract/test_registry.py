@@ -54,7 +54,7 @@ def test_default_registry_loads_offline_through_its_entry_point() -> None:
     assert "offline" in extractor_names()
     extractor = get_extractor("offline")
     assert isinstance(extractor, OfflineExtractor)
-    assert (extractor.name, extractor.version) == ("offline", "3")
+    assert (extractor.name, extractor.version) == ("offline", "4")
     assert get_extractor("offline") is not extractor  # a new instance each time (pools reuse)
 
 
@@ -257,7 +257,7 @@ def test_describe_reads_versions_and_needs_without_building(
     monkeypatch.setattr(OfflineExtractor, "__init__", lambda self: built.append("offline"))
     registry.register("fn", lambda: FunctionExtractor(lambda d, s: {}, name="fn"))
     rows = {row.name: row for row in registry.describe()}
-    assert (rows["offline"].origin, rows["offline"].version) == (BUILT_IN, "3")
+    assert (rows["offline"].origin, rows["offline"].version) == (BUILT_IN, "4")
     assert rows["offline"].needs == OfflineExtractor.needs
     assert (rows["openai"].origin, rows["openai"].version) == (BUILT_IN, "1")
     assert rows["openai"].needs == OpenAICompatibleExtractor.needs

@@ -113,3 +113,31 @@ def test_a_column_of_codes_is_not_taken_for_the_description() -> None:
     found = items_from_tables(ITEMS, [_page(rows)])
     assert found is not None
     assert [item["description"] for item in found.value] == [None, None]
+
+
+def test_the_description_is_the_column_of_words_not_the_article_number() -> None:
+    rows = [
+        ("Artikel", "Omschrijving", "Prijs", "Bedrag"),
+        ("E103184", "Onderhoudsset CA6707/10", "49,99", "49,99"),
+        ("E103560", "SX Flyer SAECO", "0,00", "0,00"),
+    ]
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None and isinstance(found.value, list)
+    assert [row["description"] for row in found.value] == [
+        "Onderhoudsset CA6707/10",
+        "SX Flyer SAECO",
+    ]
+
+
+def test_a_last_column_headed_as_a_price_is_the_line_amount_when_none_is_named() -> None:
+    rows = [
+        ("Artikel", "Aantal", "Prijs per stuk", "BTW", "Prijs incl. BTW"),
+        ("Apple iPad Air", "2", "€ 399,00", "21%", "€ 798,00"),
+        ("Mario Kart 7", "1", "€ 44,99", "21%", "€ 44,99"),
+    ]
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None and isinstance(found.value, list)
+    assert [(row["unit_price"], row["amount"]) for row in found.value] == [
+        ({"amount": 399.0, "currency": "EUR"}, {"amount": 798.0, "currency": "EUR"}),
+        ({"amount": 44.99, "currency": "EUR"}, {"amount": 44.99, "currency": "EUR"}),
+    ]

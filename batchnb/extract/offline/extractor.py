@@ -111,7 +111,9 @@ class OfflineExtractor:
     # found by its words, HTML tables, bank statements' dates and balances (results cached
     # under version 1 would keep their missing rows). 3: net + tax = gross reconciled with
     # an amount the document prints, unit prices with four decimals ("9,9000") read whole.
-    version = "3"
+    # 4: the description is the header-named column holding words, an unnamed amount the
+    # table's last column.
+    version = "4"
     needs = "nothing (no network, no API key)"
 
     def extract(self, document: ParsedDocument, schema: Schema) -> ExtractionResult:
