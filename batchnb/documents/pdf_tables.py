@@ -244,7 +244,8 @@ def _split_by_body(
 def _without_empty_parts(
     parts: list[list[dict[str, Any]]], under: list[list[list[dict[str, Any]]]]
 ) -> list[list[dict[str, Any]]]:
-    """Header words over no body phrase joined to the part on their right.
+    """Header words over no body phrase (or only a currency sign) joined to the part on their
+    right.
 
     A right-aligned column's values sit under the last words of its header ("Prijs incl.
     BTW" over "€ 399,00"), so words over nothing belong to the header on their right.
@@ -253,6 +254,8 @@ def _without_empty_parts(
     filled = [False] * len(parts)
     for phrases in under:
         for phrase in phrases:
+            if not any(char.isalnum() for word in phrase for char in word["text"]):
+                continue  # a currency sign set apart from its amount ("$      12.00")
             centre = (float(phrase[0]["x0"]) + float(phrase[-1]["x1"])) / 2
             filled[sum(centre > edge for edge in edges)] = True
     joined: list[list[dict[str, Any]]] = []

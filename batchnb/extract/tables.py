@@ -165,13 +165,17 @@ def _with_amount_column(
 
     An item table ends with the line's amount, whatever its header says ("Prijs incl. BTW"
     reads as a price); so when no column is named as the amount, an unclaimed last column
-    with a figure on most rows is it.
+    with a figure on most rows is it, unless its figures are rates ("21 %").
     """
     wanted = [name for name, role in roles.items() if role == "amount" and name not in columns]
     last = width - 1
     if not wanted or not body or last in columns.values():
         return columns
-    figures = sum(any(char.isdigit() for char in row[last]) for row in body if last < len(row))
+    figures = sum(
+        any(char.isdigit() for char in row[last]) and "%" not in row[last]  # not a tax rate
+        for row in body
+        if last < len(row)
+    )
     return {**columns, wanted[0]: last} if figures * 2 > len(body) else columns
 
 

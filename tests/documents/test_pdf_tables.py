@@ -263,3 +263,16 @@ def test_real_invoice_whose_amounts_sit_on_each_items_second_line() -> None:
 def test_real_invoice_with_section_subtotals() -> None:
     (table,) = find_tables(_eval_document("i2d__AzureInterior.pdf"), [1])[1]
     assert [row[-1] for row in table[1:]] == ["$ 42.00", "$ 70.00", "$ 0.90", "$ 150.00"]
+
+
+def test_a_currency_sign_set_apart_does_not_split_its_columns_header() -> None:
+    header: Line = [(72, "Description"), (300, "Unit Price"), (460, "Amount")]
+    rows: list[Line] = [
+        [(72, "Widget"), (300, "$"), (340, "12.00"), (460, "24.00")],
+        [(72, "Gadget"), (300, "$"), (346, "8.50"), (460, "8.50")],
+    ]
+    assert only_table([header, *rows]) == [
+        ["Description", "Unit Price", "Amount"],
+        ["Widget", "$ 12.00", "24.00"],
+        ["Gadget", "$ 8.50", "8.50"],
+    ]

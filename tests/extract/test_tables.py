@@ -141,3 +141,15 @@ def test_a_last_column_headed_as_a_price_is_the_line_amount_when_none_is_named()
         ({"amount": 399.0, "currency": "EUR"}, {"amount": 798.0, "currency": "EUR"}),
         ({"amount": 44.99, "currency": "EUR"}, {"amount": 44.99, "currency": "EUR"}),
     ]
+
+
+def test_a_last_column_of_tax_rates_is_not_taken_for_the_amount() -> None:
+    rows = [
+        ("Description", "Qty", "Unit price", "VAT"),
+        ("Widget", "2", "5.00", "21 %"),
+        ("Gadget", "1", "12.50", "9 %"),
+    ]
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None and isinstance(found.value, list)
+    assert [row["amount"] for row in found.value] == [None, None]
+    assert [row["quantity"] for row in found.value] == [2.0, 1.0]
