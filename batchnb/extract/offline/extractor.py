@@ -124,15 +124,19 @@ class OfflineExtractor:
             PageLines.of(page.number, text)
             for page, text in zip(document.pages, texts, strict=True)
         ]
-        signals = _Signals("\f".join(texts))
         # A label whose first word the document lacks cannot match: those are never searched.
         lower = "\f".join(page.lower for page in pages)
-        present = plan.keywords_in(lower)
+        # Labels' words hold no whitespace, so each lies inside one of the text's words: the
+        # distinct words, once each, say whether the text holds a label word as the text would,
+        # from a fraction of its length (item tables repeat their words on every row).
+        vocabulary = " ".join(dict.fromkeys(lower.split()))
+        signals = _Signals("\f".join(texts), vocabulary)
+        present = plan.keywords_in(vocabulary)
         # A label's other words must be in the text too, where its lowercase matches the
         # patterns' case-insensitive reading letter for letter (see PageLines.lines_with).
         contains = None
         if len(lower) == sum(len(text) + 1 for text in texts) - 1 and "\u0131" not in lower:
-            contains = functools.lru_cache(maxsize=None)(lower.__contains__)
+            contains = functools.lru_cache(maxsize=None)(vocabulary.__contains__)
         values: dict[str, ExtractedValue | None] = {}
         notes: list[str] = []
         for field_plan in plan.fields:
@@ -158,12 +162,14 @@ class _Signals:
     numeric date never needs the date order, and a schema without a shop name, address or
     total never asks whether the document is a receipt."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vocabulary: str) -> None:
         self.text = text
+        self.vocabulary = vocabulary
+        """The text's folded lowercase words, each once."""
 
     @functools.cached_property
     def receipt(self) -> bool:
-        return looks_like_receipt(self.text)
+        return looks_like_receipt(self.text, self.vocabulary)
 
     @functools.cached_property
     def order(self) -> DateOrder | None:

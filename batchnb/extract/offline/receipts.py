@@ -58,14 +58,16 @@ _NOT_THE_TOTAL = re.compile(
 _OCR_AMOUNT = re.compile(r"(?<![\d.,])(?P<int>\d{1,6})\s?[.,]\s?(?P<dec>\d{2})(?![\d%])")
 
 
-def looks_like_receipt(text: str) -> bool:
+def looks_like_receipt(text: str, lower: str | None = None) -> bool:
     """A till receipt: at least three receipt words ("CASH", "CHANGE", "GST", "SDN BHD"...).
 
     Most documents are not receipts and lack three of the words even as substrings of their
-    lowercase text, which is much quicker to ask than the word pattern.
+    lowercase text, which is much quicker to ask than the word pattern. ``lower`` may stand
+    in for that text: any lowercase text holding every ASCII word of ``text.lower()`` (its
+    folded distinct words, say), as only the pattern decides that a document is a receipt.
     """
     if not any(char in text for char in _CASELESS_ASCII_LOOKALIKES):
-        lower = text.lower()
+        lower = text.lower() if lower is None else lower
         if sum(word in lower for word in _RECEIPT_WORD_LIST) < _RECEIPT_WORDS_NEEDED:
             return False
     found = {word.lower() for word in _RECEIPT_WORDS.findall(text)}

@@ -63,7 +63,8 @@ def _reference(document: ParsedDocument, prompt: str) -> dict[str, ExtractedValu
     pages = [
         PageLines.of(page.number, text) for page, text in zip(document.pages, texts, strict=True)
     ]
-    signals = offline._Signals("\f".join(texts))
+    text = "\f".join(texts)
+    signals = offline._Signals(text, text.lower())  # the whole text, not its distinct words
     values: dict[str, ExtractedValue | None] = {}
     plans = plan_for(schema_from_prompt(prompt)).fields
     for plan in plans:
