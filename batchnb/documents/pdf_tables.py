@@ -46,6 +46,11 @@ _TOTAL_WORDS = frozenset(
     {"total", "subtotal", "summe", "gesamt", "gesamtsumme", "zwischensumme", "totaal", "sous"}
 )
 _SUBTOTAL_WORDS = frozenset({"subtotal", "zwischensumme", "sous"})
+_SUMMARY_WORDS = frozenset(
+    {"net", "netto", "nettobetrag", "vat", "tax", "mwst", "ust", "btw", "tva", "gst", "iva"}
+)
+"""First words of a totals block's lines; they end a table only where they start right of
+its first column (an item in the first column may be called "Tax advice")."""
 _WORD = re.compile(r"[a-z]+")
 _DETAIL = re.compile(r"^[^\d:]{1,40}?\s*:")
 """A line opening with a short label and a colon: an item's detail ("Serienummer: 123")."""
@@ -174,7 +179,9 @@ def _body_lines(
 ) -> list[list[dict[str, Any]]]:
     """The lines under a header up to a total line, a wide vertical gap or another header.
 
-    A section's subtotal ("Subtotal $ 112.00" under the amounts) is not a row, and the table
+    A line opening with a net or tax label right of the first column ("Net amount", "VAT
+    19%") starts the totals block and ends the table. A section's subtotal ("Subtotal $
+    112.00" under the amounts) is not a row, and the table
     goes on when the line after it starts in the first column, as an item or a section's
     title does (a title, a line without a digit, is left out too); a totals block, set under
     the amounts, ends the table there.
@@ -188,6 +195,8 @@ def _body_lines(
         if float(line[0]["top"]) - previous_bottom > ROW_GAP * height:
             break
         first_words = set(_folded_words(line[0]["text"]))
+        if first_words & _SUMMARY_WORDS and float(line[0]["x0"]) >= first_column_end:
+            break  # "Net amount", "VAT 19%" under the amounts: the totals block
         if first_words & _TOTAL_WORDS:
             following = lines[index + 1] if index + 1 < len(lines) else None
             if not first_words & _SUBTOTAL_WORDS or following is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from reportlab.pdfgen import canvas
@@ -276,3 +277,24 @@ def test_a_currency_sign_set_apart_does_not_split_its_columns_header() -> None:
         ["Widget", "$ 12.00", "24.00"],
         ["Gadget", "$ 8.50", "8.50"],
     ]
+
+
+def test_net_and_tax_lines_under_the_amounts_end_the_table_an_item_named_so_does_not() -> None:
+    lines: list[Line] = [
+        HEADER,
+        [(72, "Tax advice"), (300, "2"), (360, "150.00"), (460, "300.00")],
+        [(72, "Bookkeeping"), (300, "1"), (360, "80.00"), (460, "80.00")],
+        [(300, "Net amount"), (460, "380.00")],
+        [(300, "VAT 19%"), (460, "72.20")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Tax advice", "2", "150.00", "300.00"],
+        ["Bookkeeping", "1", "80.00", "80.00"],
+    ]
+
+
+def test_sample_invoice_items_without_its_totals() -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "documents"
+    data = (sample / "quillstone-consulting-invoice.pdf").read_bytes()
+    (table,) = find_tables(data, [1])[1]
+    assert [row[0] for row in table[1:]] == ["Process review workshop", "Data migration plan"]
