@@ -34,7 +34,7 @@ from batchnb.extract.offline.labels import (
     document_language,
     neighbour_words,
 )
-from batchnb.extract.offline.layout import Line, PageLines, line_value
+from batchnb.extract.offline.layout import Line, PageLines, distinct_words, line_value
 from batchnb.extract.offline.parties import issuer_line, party_below
 from batchnb.extract.offline.plan import FieldPlan, KeywordPresence, ValueKind, plan_for
 from batchnb.extract.offline.receipts import (
@@ -111,8 +111,7 @@ class OfflineExtractor:
     # found by its words, HTML tables, bank statements' dates and balances (results cached
     # under version 1 would keep their missing rows). 3: net + tax = gross reconciled with
     # an amount the document prints, unit prices with four decimals ("9,9000") read whole.
-    # 4: the description is the header-named column holding words, an unnamed amount the
-    # table's last column.
+    # 4: description and amount columns chosen by their cells (see extract/tables.py).
     version = "4"
     needs = "nothing (no network, no API key)"
 
@@ -120,16 +119,11 @@ class OfflineExtractor:
         """Fill each field of ``schema`` from ``document``; fields not found are ``None``."""
         plan = plan_for(schema)
         texts = _text_layers(document)
-        pages = [
-            PageLines.of(page.number, text)
-            for page, text in zip(document.pages, texts, strict=True)
-        ]
+        pairs = zip(document.pages, texts, strict=True)
+        pages = [PageLines.of(page.number, text) for page, text in pairs]
         # A label whose first word the document lacks cannot match: those are never searched.
         lower = "\f".join(page.lower for page in pages)
-        # Labels' words hold no whitespace, so each lies inside one of the text's words: the
-        # distinct words, once each, say whether the text holds a label word as the text would,
-        # from a fraction of its length (item tables repeat their words on every row).
-        vocabulary = " ".join(dict.fromkeys(lower.split()))
+        vocabulary = distinct_words(lower)
         signals = _Signals("\f".join(texts), vocabulary)
         present = plan.keywords_in(vocabulary)
         # A label's other words must be in the text too, where its lowercase matches the
@@ -164,8 +158,7 @@ class _Signals:
 
     def __init__(self, text: str, vocabulary: str) -> None:
         self.text = text
-        self.vocabulary = vocabulary
-        """The text's folded lowercase words, each once."""
+        self.vocabulary = vocabulary  # its folded lowercase words, each once
 
     @functools.cached_property
     def receipt(self) -> bool:

@@ -120,6 +120,16 @@ class PageLines:
         return bisect.bisect_right(self.line_starts, offset) - 1
 
 
+def distinct_words(lower: str) -> str:
+    """The whitespace-separated words of ``lower``, each once, joined by spaces.
+
+    A word without whitespace (every label word is one) lies inside one of the text's words,
+    so it is in this string exactly when it is in ``lower``, which is often several times
+    longer: item tables repeat their words on every row.
+    """
+    return " ".join(dict.fromkeys(lower.split()))
+
+
 def _line_spans(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Where each non-blank line (a run of characters other than CR and LF) starts and ends.
 
