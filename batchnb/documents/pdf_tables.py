@@ -180,11 +180,11 @@ def _body_lines(
     """The lines under a header up to a total line, a wide vertical gap or another header.
 
     A line opening with a net or tax label right of the first column ("Net amount", "VAT
-    19%") starts the totals block and ends the table. A section's subtotal ("Subtotal $
-    112.00" under the amounts) is not a row, and the table
-    goes on when the line after it starts in the first column, as an item or a section's
-    title does (a title, a line without a digit, is left out too); a totals block, set under
-    the amounts, ends the table there.
+    19%"), or with one figure and a total word right of that column ("Factuur totaal EUR
+    49,99"), starts the totals block and ends the table. A section's subtotal ("Subtotal $
+    112.00" under the amounts) is not a row, and the table goes on when the line after it
+    starts in the first column, as an item or a section's title does (a title, a line without
+    a digit, is left out too); a totals block, set under the amounts, ends the table there.
     """
     body: list[list[dict[str, Any]]] = []
     previous_bottom = max(float(w["bottom"]) for w in header_line)
@@ -211,11 +211,25 @@ def _body_lines(
             previous_bottom = max(float(w["bottom"]) for w in line)
             continue
         cells = [" ".join(w["text"] for w in cell) for cell in _clusters(line)]
+        if _total_right_of(line, first_column_end, cells):
+            break  # "Prijzen zijn inclusief BTW   Factuur totaal EUR   49,99"
         if not any(_has_digit(cell) for cell in cells) and reads_like_header(cells):
             break
         previous_bottom = max(float(w["bottom"]) for w in line)
         body.append(line)
     return body
+
+
+def _total_right_of(line: list[dict[str, Any]], first_column_end: float, cells: list[str]) -> bool:
+    """A line with one figure and a total word in a phrase right of the first column.
+
+    An item may be called "Total Care" (in a description column right of a position number),
+    but its row has a quantity and an amount; a total line has its one amount.
+    """
+    if sum(_has_digit(cell) for cell in cells) > 1:
+        return False
+    right = [w["text"] for w in line if float(w["x0"]) >= first_column_end]
+    return bool(_TOTAL_WORDS.intersection(_folded_words(" ".join(right))))
 
 
 def _split_by_body(

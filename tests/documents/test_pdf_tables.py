@@ -298,3 +298,22 @@ def test_sample_invoice_items_without_its_totals() -> None:
     data = (sample / "quillstone-consulting-invoice.pdf").read_bytes()
     (table,) = find_tables(data, [1])[1]
     assert [row[0] for row in table[1:]] == ["Process review workshop", "Data migration plan"]
+
+
+POSITIONS: Line = [(72, "Pos"), (110, "Description"), (300, "Qty"), (360, "Price"), (460, "Amount")]
+
+
+def test_one_figure_and_a_total_word_right_of_the_first_column_end_the_table() -> None:
+    lines: list[Line] = [
+        POSITIONS,
+        [(72, "1"), (110, "Total Care kit"), (300, "2"), (360, "9.50"), (460, "19.00")],
+        [(72, "2"), (110, "Cleaning tablets"), (300, "1"), (360, "5.00"), (460, "5.00")],
+        [(110, "Prices include VAT"), (300, "Invoice total EUR"), (460, "24.00")],
+    ]
+    assert [row[1] for row in only_table(lines)[1:]] == ["Total Care kit", "Cleaning tablets"]
+
+
+def test_real_invoice_whose_total_line_starts_with_a_note() -> None:
+    (table,) = find_tables(_eval_document("i2d__saeco.pdf"), [1])[1]
+    assert table[0][-2:] == ["Hoeveelheid", "Bedrag"]
+    assert [row[-2:] for row in table[1:]] == [["1 PCS", "49,99"], ["1 PCS", "0,00"]]
