@@ -32,6 +32,8 @@ COLUMN_GAP = 0.6
 """A gap wider than this many word heights separates two header cells."""
 ROW_GAP = 5.0
 """A gap taller than this many header heights between two lines ends a borderless table."""
+SENTENCE_GAP = 1.0
+"""Word heights between a sentence's words at most: a word space, narrower than a column gap."""
 SPLIT_MIN_LINES = 2
 """Body lines that must keep a gap under two header words for them to head two columns."""
 
@@ -144,12 +146,12 @@ def _height(word: dict[str, Any]) -> float:
     return max(float(word["bottom"]) - float(word["top"]), 1.0)
 
 
-def _clusters(line: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Header words grouped into cells: words closer than :data:`COLUMN_GAP` belong together."""
+def _clusters(line: list[dict[str, Any]], gap: float = COLUMN_GAP) -> list[list[dict[str, Any]]]:
+    """Words grouped into cells: words closer than ``gap`` word heights belong together."""
     cells = [[line[0]]]
     for word in line[1:]:
         previous = cells[-1][-1]
-        if word["x0"] - previous["x1"] > COLUMN_GAP * _height(word):
+        if word["x0"] - previous["x1"] > gap * _height(word):
             cells.append([word])
         else:
             cells[-1].append(word)
@@ -321,6 +323,8 @@ def _table_below(lines: list[list[dict[str, Any]]], edges: list[float], header: 
     rows: list[tuple[list[str], bool]] = []
     waiting = False
     for line in lines:
+        if _prose(line, edges):
+            continue
         cells = [""] * (len(edges) + 1)
         for word in line:
             centre = (float(word["x0"]) + float(word["x1"])) / 2
@@ -346,6 +350,16 @@ def _table_below(lines: list[list[dict[str, Any]]], edges: list[float], header: 
     if sum(amount for _, amount in rows) * 2 > len(rows):
         rows = [(cells, amount) for cells, amount in rows if amount]
     return [header, *(cells for cells, _ in rows)]
+
+
+def _prose(line: list[dict[str, Any]], edges: list[float]) -> bool:
+    """A sentence set across the table ("Important: orders placed by 19.12. arrive by
+    23.12."): its words, a space apart (:data:`SENTENCE_GAP`), run across two column edges,
+    which a row's cells never do."""
+    return any(
+        sum(float(phrase[0]["x0"]) < edge < float(phrase[-1]["x1"]) for edge in edges) >= 2
+        for phrase in _clusters(line, SENTENCE_GAP)
+    )
 
 
 def _completed(row: list[str], more: list[str]) -> list[str]:

@@ -317,3 +317,24 @@ def test_real_invoice_whose_total_line_starts_with_a_note() -> None:
     (table,) = find_tables(_eval_document("i2d__saeco.pdf"), [1])[1]
     assert table[0][-2:] == ["Hoeveelheid", "Bedrag"]
     assert [row[-2:] for row in table[1:]] == [["1 PCS", "49,99"], ["1 PCS", "0,00"]]
+
+
+def test_a_sentence_across_the_table_is_neither_a_row_nor_part_of_one() -> None:
+    # Figures in the sentence (dates) would make it a row waiting for its amount.
+    note = "Important: orders placed by 19.12. are delivered by 23.12. at the latest."
+    lines: list[Line] = [
+        HEADER,
+        [(72, note)],
+        [(72, "Lemon juice 100ml"), (300, "100"), (360, "1.00"), (460, "100.00")],
+        [(72, "Jam sugar 250g"), (300, "50"), (360, "1.45"), (460, "72.50")],
+    ]
+    assert only_table(lines)[1:] == [
+        ["Lemon juice 100ml", "100", "1.00", "100.00"],
+        ["Jam sugar 250g", "50", "1.45", "72.50"],
+    ]
+
+
+def test_real_invoice_with_a_notice_set_across_its_item_table() -> None:
+    (table,) = find_tables(_eval_document("zugferd__additional-data-sample-1.pdf"), [1])[1]
+    assert table[1][1].startswith("ZS997 Zitronensäure 100ml")
+    assert not any("Bestellungen" in cell for row in table for cell in row)
