@@ -308,7 +308,8 @@ def _phrase_gaps(
 def _table_below(lines: list[list[dict[str, Any]]], edges: list[float], header: list[str]) -> Rows:
     """The header and the rows of ``lines``, cut into cells at ``edges``.
 
-    Lines before the first one with a digit continue the header. The last column holds each
+    A sentence set across the table (see :func:`_prose`) is skipped. Lines before the first
+    one with a digit continue the header. The last column holds each
     row's amount, and a row is the lines around one amount: a line with an amount starts a
     row, unless the row above is still waiting for its amount (its numbers on one line, its
     amount on the next); a line without an amount but with figures in two cells or more (a

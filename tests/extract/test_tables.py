@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from batchnb.documents.parsed import Page, Table
 from batchnb.extract import schema_from_prompt
 from batchnb.extract.tables import items_from_tables
@@ -115,15 +117,21 @@ def test_a_column_of_codes_is_not_taken_for_the_description() -> None:
     assert [item["description"] for item in found.value] == [None, None]
 
 
+def _items(rows: list[tuple[str, ...]]) -> list[Any]:
+    """The items read from a table of ``rows``, which must give some."""
+    found = items_from_tables(ITEMS, [_page(rows)])
+    assert found is not None and isinstance(found.value, list)
+    return found.value
+
+
 def test_the_description_is_the_column_of_words_not_the_article_number() -> None:
     rows = [
         ("Artikel", "Omschrijving", "Prijs", "Bedrag"),
         ("E103184", "Onderhoudsset CA6707/10", "49,99", "49,99"),
         ("E103560", "SX Flyer SAECO", "0,00", "0,00"),
     ]
-    found = items_from_tables(ITEMS, [_page(rows)])
-    assert found is not None and isinstance(found.value, list)
-    assert [row["description"] for row in found.value] == [
+    items = _items(rows)
+    assert [row["description"] for row in items] == [
         "Onderhoudsset CA6707/10",
         "SX Flyer SAECO",
     ]
@@ -135,9 +143,8 @@ def test_a_last_column_headed_as_a_price_is_the_line_amount_when_none_is_named()
         ("Apple iPad Air", "2", "€ 399,00", "21%", "€ 798,00"),
         ("Mario Kart 7", "1", "€ 44,99", "21%", "€ 44,99"),
     ]
-    found = items_from_tables(ITEMS, [_page(rows)])
-    assert found is not None and isinstance(found.value, list)
-    assert [(row["unit_price"], row["amount"]) for row in found.value] == [
+    items = _items(rows)
+    assert [(row["unit_price"], row["amount"]) for row in items] == [
         ({"amount": 399.0, "currency": "EUR"}, {"amount": 798.0, "currency": "EUR"}),
         ({"amount": 44.99, "currency": "EUR"}, {"amount": 44.99, "currency": "EUR"}),
     ]
@@ -149,7 +156,6 @@ def test_a_last_column_of_tax_rates_is_not_taken_for_the_amount() -> None:
         ("Widget", "2", "5.00", "21 %"),
         ("Gadget", "1", "12.50", "9 %"),
     ]
-    found = items_from_tables(ITEMS, [_page(rows)])
-    assert found is not None and isinstance(found.value, list)
-    assert [row["amount"] for row in found.value] == [None, None]
-    assert [row["quantity"] for row in found.value] == [2.0, 1.0]
+    items = _items(rows)
+    assert [row["amount"] for row in items] == [None, None]
+    assert [row["quantity"] for row in items] == [2.0, 1.0]
